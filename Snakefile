@@ -1,0 +1,87 @@
+# Reproduction suite for entropy- and preference-based RL — the table of contents.
+#
+#   snakemake --cores all reproduce_all                              # tiny tier (default config)
+#   snakemake --cores all reproduce_all --configfile config/ci.yaml  # minutes, proves the DAG
+#   snakemake --cores all entropy_mechanism                          # one paper
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml reproduce_all
+#
+# Each stage's rules file defines its runs and exposes their metrics.json files as <STAGE>_RUNS;
+# this file turns them into versioned result tables and the per-paper / overall targets.
+
+if not workflow.overwrite_configfiles:
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+
+STAGES = ["data", "nano", "math_eval", "entropy_mechanism", "empo", "one_shot_em", "metaworld", "ppl"]
+for _stage in STAGES:
+    if os.path.exists(os.path.join(workflow.basedir, "rules", f"{_stage}.smk")):
+        include: f"rules/{_stage}.smk"
+
+# Table name -> the runs it collects. A stage that has not landed has no runs and no table.
+TABLE_RUNS = {
+    "nano": globals().get("NANO_RUNS", []),
+    "entropy_mechanism": globals().get("ENTROPY_MECHANISM_RUNS", []),
+    "empo": globals().get("EMPO_RUNS", []),
+    "one_shot_em": globals().get("ONE_SHOT_EM_RUNS", []),
+    "ppl": globals().get("PPL_RUNS", []),
+}
+TABLES = [name for name, runs in TABLE_RUNS.items() if runs]
+REPORT_INPUTS = [result_table(t) for t in TABLES]
+
+if os.path.exists(os.path.join(workflow.basedir, "rules", "report.smk")):
+    include: "rules/report.smk"
+REPORT_OUTPUTS = globals().get("REPORT_OUTPUTS", [])
+
+
+def table_target(name):
+    return [result_table(name)] if name in TABLES else []
+
+
+rule reproduce_all:
+    input:
+        REPORT_INPUTS,
+        REPORT_OUTPUTS,
+
+
+rule nano_testbed:
+    input:
+        table_target("nano"),
+
+
+rule entropy_mechanism:
+    input:
+        table_target("entropy_mechanism"),
+
+
+rule empo:
+    input:
+        table_target("empo"),
+
+
+rule one_shot_em:
+    input:
+        table_target("one_shot_em"),
+
+
+rule ppl:
+    input:
+        table_target("ppl"),
+
+
+rule table:
+    """Collect a stage's runs into results/<tier>/<version>/<table>.csv and repoint latest/."""
+    input:
+        lambda wc: TABLE_RUNS[wc.table],
+    output:
+        f"results/{TIER}/{VERSION}/{{table}}.csv",
+    log:
+        log_path("tables", "{table}"),
+    wildcard_constraints:
+        table="|".join(TABLE_RUNS),
+    conda:
+        "envs/llm-cpu.yaml"
+    shell:
+        "{PY} -m repro.results collect --table {wildcards.table} --tier {TIER} --version {VERSION}"
+        " {input:q} > {log} 2>&1"
