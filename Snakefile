@@ -35,10 +35,6 @@ if os.path.exists(os.path.join(workflow.basedir, "rules", "report.smk")):
 REPORT_OUTPUTS = globals().get("REPORT_OUTPUTS", [])
 
 
-def table_target(name):
-    return [result_table(name)] if name in TABLES else []
-
-
 rule reproduce_all:
     input:
         REPORT_INPUTS,
@@ -80,8 +76,11 @@ rule table:
         log_path("tables", "{table}"),
     wildcard_constraints:
         table="|".join(TABLE_RUNS),
+    params:
+        tier=TIER,
+        version=VERSION,
     conda:
         "envs/llm-cpu.yaml"
     shell:
-        "{PY} -m repro.results collect --table {wildcards.table} --tier {TIER} --version {VERSION}"
-        " {input:q} > {log} 2>&1"
+        "python -m repro.results collect --table {wildcards.table} --tier {params.tier}"
+        " --version {params.version} {input:q} > {log} 2>&1"

@@ -12,11 +12,19 @@ validate_config(config, source=", ".join(map(str, workflow.overwrite_configfiles
 
 TIER = config["tier"]
 WORK = f"work/{TIER}"
-# One results/reports version per invocation; exported so that cluster jobs (which re-read this
-# file in their own process) agree on it.
-VERSION = config.get("version") or os.environ.setdefault("REPRO_VERSION", make_version())
-os.environ["REPRO_VERSION"] = VERSION
-PY = "python"  # the interpreter of the active environment (the .venv, or a rule's conda env)
+# One results/reports version per invocation. The main process names it and records it; cluster
+# jobs (which re-read this file in their own process) read the same name back.
+_VERSION_FILE = os.path.join(".snakemake", f"repro_version_{TIER}")
+if config.get("version"):
+    VERSION = config["version"]
+elif workflow.is_main_process:
+    VERSION = make_version()
+    os.makedirs(".snakemake", exist_ok=True)
+    with open(_VERSION_FILE, "w") as _f:
+        _f.write(VERSION)
+else:
+    with open(_VERSION_FILE) as _f:
+        VERSION = _f.read().strip()
 
 
 def work(*parts):
@@ -45,3 +53,8 @@ def cli(values):
     from repro.cli import to_argv
 
     return " ".join(quote(a) for a in to_argv(values))
+
+
+def table_target(name):
+    """The aggregate target of one paper: its table when the stage has runs, else nothing."""
+    return [result_table(name)] if name in TABLES else []

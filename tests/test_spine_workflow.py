@@ -1,0 +1,82 @@
+"""The workflow end to end: dry-runs of every tier, lint, and a real ci-tier reproduction."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # rules call `python -m ...`
+    env.pop("REPRO_VERSION", None)
+    return env
+
+
+def _snakemake(cwd, *args, timeout=1500):
+    return subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _copy_checkout(repo_root: Path, dest: Path) -> Path:
+    """Copy tracked + untracked-but-not-ignored files (what a clone plus local edits would hold)."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=repo_root, capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = repo_root / rel
+        if not src.is_file() or rel.startswith(("results/", "reports/")):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/ci.yaml", "config/paper.yaml"])
+def test_dry_run_resolves_for_every_tier(repo_root, configfile):
+    proc = _snakemake(repo_root, "reproduce_all", "-n", "--configfile", configfile)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_misspelled_key_stops_the_workflow_naming_it(repo_root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    text = (repo_root / "config/ci.yaml").read_text().replace("threads:", "thread_count:", 1)
+    bad.write_text(text)
+    proc = _snakemake(repo_root, "reproduce_all", "-n", "--configfile", str(bad))
+    assert proc.returncode != 0
+    assert "unknown key thread_count" in proc.stdout + proc.stderr
+
+
+def test_lint_passes(repo_root):
+    proc = _snakemake(repo_root, "--lint", "--configfile", "config/ci.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_ci_reproduction_end_to_end(repo_root, tmp_path):
+    work = _copy_checkout(repo_root, tmp_path / "checkout")
+    proc = _snakemake(work, "reproduce_all", "--cores", "2", "--configfile", "config/ci.yaml")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    latest = work / "results" / "ci" / "latest"
+    tables = sorted(latest.glob("*.csv"))
+    assert tables, "no result table was produced"
+    for table in tables:
+        with open(table) as f:
+            rows = list(csv.DictReader(f))
+        assert rows, f"{table.name} is empty"
+        for row in rows:
+            assert row["commit"] and row["config_hash"] and row["hardware"] and row["finished"], table.name
+    # A second reproduction reuses the runs but writes a new version of every table.
+    first = {t.name: t.resolve() for t in tables}
+    proc = _snakemake(work, "reproduce_all", "--cores", "2", "--configfile", "config/ci.yaml")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    for name, old in first.items():
+        new = (latest / name).resolve()
+        assert new != old and old.exists() and new.exists()
