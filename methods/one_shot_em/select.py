@@ -1,0 +1,131 @@
+"""Entry point: pick the one-shot EM prompt from a pool by variance (``selection.rank_pool_with_model``).
+
+    python -m methods.one_shot_em.select --model work/tiny/nano/model --data-dir work/tiny/data/arith \
+        --pool arith_unlabeled --k 8 --temperature 1.0 --out work/tiny/one_shot_em/selected.json
+
+Selection is the only step of One-shot EM that uses answers. The arith ``unlabeled`` split stores no
+answers (answer = null), so ``--labels arith_oracle`` computes them from the problem text with a
+safe integer evaluator, *only* for grading the selection samples; ``--labels column`` uses the
+pool's own ``answer`` column (e.g. a labelled pool such as numina20k or arith_rl_train).
+Writes the chosen row (+ score) to ``--out`` and the full ranking next to it.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import operator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["SelectArgs", "arith_oracle_answer", "select", "main"]
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+
+
+def arith_oracle_answer(problem: str) -> str:
+    """Exact value of an arith problem "Compute <expr>." (ints, + - ×, parentheses) as a string.
+
+    Raises ValueError for any other content (no eval of arbitrary code)."""
+    text = problem.strip()
+    if not (text.startswith("Compute ") and text.endswith(".")):
+        raise ValueError(f"not an arith problem: {problem!r}")
+    expr = text[len("Compute "):-1].replace("×", "*")
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+        raise ValueError(f"unsupported syntax in arith problem: {problem!r}")
+
+    return str(ev(ast.parse(expr, mode="eval")))
+
+
+@dataclass
+class SelectArgs:
+    """Variance-based selection of the one-shot EM prompt."""
+
+    model: str  # path or hub id of the model that samples
+    out: str  # JSON file for the selected prompt (ranking goes to <out stem>_ranking.jsonl)
+    data_dir: str | None = None  # local directory with <pool>.jsonl
+    pool: str = "arith_unlabeled"  # dataset name of the candidate pool
+    pool_limit: int | None = 64  # consider the first N problems of the pool (None = all)
+    labels: str = "arith_oracle"  # arith_oracle (compute from problem text) | column (use 'answer')
+    k: int = 8  # samples per candidate
+    temperature: float = 1.0  # sampling temperature of the k samples
+    max_new_tokens: int = 128  # response length cap
+    template: str = "plain"  # prompt template
+    top: int = 5  # how many top prompts to list in the ranking summary
+    seed: int = 0  # sampling seed
+    threads: int = 1  # torch CPU threads
+    batch_size: int = 32  # prompts per generation batch
+
+    def check(self) -> "SelectArgs":
+        if self.labels not in ("arith_oracle", "column"):
+            raise ValueError(f"SelectArgs.labels must be arith_oracle or column, got {self.labels!r}")
+        if self.k < 1:
+            raise ValueError(f"SelectArgs.k must be >= 1, got {self.k}")
+        if self.temperature <= 0:
+            raise ValueError(f"SelectArgs.temperature must be > 0, got {self.temperature}")
+        return self
+
+
+def select(args: SelectArgs) -> dict:
+    """Rank the pool and write the winner; returns the selected row with its score."""
+    args.check()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from benchmarks.math.datasets import load_problems
+    from benchmarks.math.generation import Sampling, generate
+    from benchmarks.math.grading import grade_many
+    from benchmarks.math.prompts import build_prompt
+    from methods.one_shot_em.selection import rank_pool_with_model
+    from repro.io import atomic_write_json, write_jsonl
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rows = load_problems(args.pool, source="local", local_dir=args.data_dir, limit=args.pool_limit)
+    pool = []
+    for i, r in enumerate(rows):
+        r = dict(r)
+        if args.labels == "arith_oracle":
+            r["answer"] = arith_oracle_answer(r["problem"])
+        elif r.get("answer") in (None, ""):
+            raise ValueError(f"{args.pool} row {i} (id={r.get('id')!r}): no 'answer' but labels=column")
+        pool.append(r)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+
+    def sample(problems, k, temperature, seed):
+        prompts = [build_prompt(p, args.template, tokenizer) for p in problems]
+        sp = Sampling(n=k, temperature=temperature, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=seed)
+        out = generate(model, tokenizer, prompts, sp, backend="hf", batch_size=args.batch_size)
+        return [[c.text for c in group] for group in out]
+
+    ranked = rank_pool_with_model(pool, sample, lambda pairs: grade_many(pairs), k=args.k,
+                                  temperature=args.temperature, seed=args.seed, top=None)
+    best = ranked[0]
+    chosen = {**best.row, "score": best.score, "accuracy": best.accuracy, "k": args.k,
+              "temperature": args.temperature, "labels": args.labels, "config": asdict(args)}
+    out = Path(args.out)
+    atomic_write_json(out, chosen)
+    write_jsonl(out.with_name(out.stem + "_ranking.jsonl"),
+                [{"id": s.row.get("id"), "problem": s.row["problem"], "score": s.score, "accuracy": s.accuracy}
+                 for s in ranked])
+    return chosen
+
+
+def main(argv=None) -> None:
+    from repro.cli import parse_dataclass
+
+    chosen = select(parse_dataclass(SelectArgs, argv))
+    print(f"selected {chosen.get('id')}: score={chosen['score']:.4f} acc={chosen['accuracy']:.3f}: {chosen['problem']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""One-shot EM: a short CPU run lowers the entropy; config errors; oracle labels; skewness helper."""
+import json
+
+import numpy as np
+import pytest
+
+from methods.one_shot_em.select import arith_oracle_answer
+from methods.one_shot_em.skewness import step_skewness
+from methods.one_shot_em.train import EMArgs, main as em_main
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A randomly initialised ~50k-parameter Qwen2 with the arith character tokenizer."""
+    import torch
+    from benchmarks.arith.model import NanoModelSpec, build_model
+    from benchmarks.arith.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    model = build_model(NanoModelSpec(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                                      intermediate_size=64, max_positions=128), tok, seed=0)
+    path = tmp_path_factory.mktemp("tiny_model")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_short_em_run_lowers_entropy(tiny_model_dir, tmp_path):
+    pytest.importorskip("benchmarks.math.prompts")
+    out = tmp_path / "em"
+    em_main(["--model", str(tiny_model_dir), "--out", str(out), "--prompt", "Compute 12 + 7 - 3.",
+             "--max-steps", "6", "--micro-batch", "4", "--grad-accum", "2", "--max-new-tokens", "12",
+             "--lr", "3e-2", "--sample-temperature", "1.0", "--loss-temperature", "1.0",
+             "--save-steps", "0,6", "--seed", "0"])
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 7))  # one record per optimiser step
+    assert log[-1]["loss"] < 0.8 * log[0]["loss"], [r["loss"] for r in log]
+    assert (out / "checkpoints" / "step_0").is_dir() and (out / "checkpoints" / "step_6").is_dir()
+    metrics = json.loads((out / "metrics.json").read_text())
+    loss_rows = [r for r in metrics["rows"] if r["metric"] == "loss"]
+    assert [r["step"] for r in loss_rows] == list(range(1, 7))
+    # deterministic: the same seed reproduces the same losses
+    out2 = tmp_path / "em2"
+    em_main(["--model", str(tiny_model_dir), "--out", str(out2), "--prompt", "Compute 12 + 7 - 3.",
+             "--max-steps", "2", "--micro-batch", "4", "--grad-accum", "2", "--max-new-tokens", "12",
+             "--lr", "3e-2", "--sample-temperature", "1.0", "--loss-temperature", "1.0", "--seed", "0"])
+    log2 = [json.loads(x) for x in (out2 / "train_log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in log2] == pytest.approx([r["loss"] for r in log[:2]], rel=1e-5)
+
+
+def test_config_errors_name_the_field(tmp_path):
+    with pytest.raises(ValueError, match="prompt"):
+        EMArgs(model="m", out="o").check()
+    with pytest.raises(ValueError, match="eval_steps"):
+        EMArgs(model="m", out="o", prompt="p", max_steps=3, eval_steps=[5]).check()
+    with pytest.raises(ValueError, match="top_p"):
+        EMArgs(model="m", out="o", prompt="p", top_p=0.0).check()
+
+
+def test_paper_config_dry_run(capsys):
+    em_main(["--model", "Qwen/Qwen2.5-Math-7B", "--out", "/tmp/never", "--prompt", "wind", "--lr", "2e-5",
+             "--micro-batch", "8", "--grad-accum", "8", "--max-steps", "10", "--bf16", "true", "--dry-run", "true"])
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["effective_batch"] == 64 and plan["bf16"] is True
+
+
+def test_arith_oracle_answer():
+    assert arith_oracle_answer("Compute 23 + 5 × (7 - 2).") == "48"
+    assert arith_oracle_answer("Compute 3 - 8 + 2.") == "-3"
+    with pytest.raises(ValueError):
+        arith_oracle_answer("Compute __import__('os').")
+    with pytest.raises(ValueError):
+        arith_oracle_answer("What is 2+2?")
+
+
+def test_step_skewness_matches_direction():
+    rng = np.random.default_rng(0)
+    right = rng.exponential(size=(3, 500))  # right-skewed rows
+    left = -right
+    valid = np.array([True, True, False])
+    s_r, s_l = step_skewness(right, valid), step_skewness(left, valid)
+    assert s_r.shape == (2,) and (s_r > 1).all() and np.allclose(s_l, -s_r)
+    m = right[0]
+    direct = np.mean((m - m.mean()) ** 3) / np.mean((m - m.mean()) ** 2) ** 1.5
+    assert s_r[0] == pytest.approx(direct)
