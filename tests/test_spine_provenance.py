@@ -105,3 +105,15 @@ def test_corrupt_metrics_file_names_the_file(tmp_path):
     p.write_text('{"rows": [')
     with pytest.raises(results.ResultError, match="metrics.json: not valid JSON"):
         results.read_run(p)
+
+
+def test_progress_falls_back_to_log_lines_off_a_terminal():
+    import io as _io
+
+    from repro.progress import progress
+
+    stream = _io.StringIO()  # not a TTY, like a Snakemake log file
+    assert list(progress(range(5), desc="sft", log_every_s=0.0, stream=stream)) == list(range(5))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("sft: 1/5") and lines[-1].startswith("sft: done 5")
+    assert "\r" not in stream.getvalue()
