@@ -182,3 +182,16 @@ def test_adapter_logs_metrics_and_handles_conversational():
     out = reward(prompts=["p"] * 4, completions=comps, log_metric=lambda k, v: logged.__setitem__(k, v))
     assert out == [0.0] * 4
     assert logged == {"empo/semantic_entropy": 0.0, "empo/frac_filtered": 1.0}
+
+
+def test_group_equivalence_agrees_with_harness_pairwise():
+    from methods.empo.semantic_entropy import GroupEquivalence
+
+    answers = ["\\frac12", "0.5", "1/2", "2", "-2", "\\sqrt{2}", "2^{1/2}", "(1,3]", "(1, 3]", "x^2+2x+1",
+               "(x+1)^2", "12.8", "64/5", "", "abc"]
+    geq = GroupEquivalence()
+    for i, a in enumerate(answers):
+        for b in answers[i + 1:]:
+            if a.strip() and b.strip():
+                assert geq(a, b) == answers_equivalent(a, b), (a, b)
+    assert geq("\\sqrt{2}", "2^{1/2}") and geq("x^2+2x+1", "(x+1)^2") and not geq("2", "-2")

@@ -25,13 +25,16 @@ No gold answer ever enters this file: the reward functions take completions only
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 __all__ = [
     "answers_equivalent",
+    "GroupEquivalence",
     "cluster_answers",
     "cluster_probabilities",
     "semantic_entropy",
@@ -47,59 +50,65 @@ __all__ = [
 # answer extraction / equivalence (thin wrappers over the math harness, with a fallback)
 # --------------------------------------------------------------------------------------------
 def _extract_boxed(text: str) -> str | None:
-    """Last ``\\boxed{...}`` content of ``text`` (balanced braces) via the harness."""
-    try:
-        from benchmarks.math.grading import extract_boxed
-    except ImportError:  # harness not importable: tiny local fallback with balanced braces
-        extract_boxed = _extract_boxed_fallback
+    """Last ``\\boxed{...}`` content of ``text`` (balanced braces), via the math harness."""
+    from benchmarks.math.grading import extract_boxed
+
     return extract_boxed(text)
 
 
-def _extract_boxed_fallback(text: str) -> str | None:
-    key = "\\boxed{"
-    start = text.rfind(key)
-    if start < 0:
-        return None
-    i, depth = start + len(key), 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None
+class GroupEquivalence:
+    """Symmetric math-verify equivalence with each distinct answer parsed once (one group's cache).
 
+    Same convention as ``answers_equivalent`` (both directions of ``verify(parse(a), parse(b))``,
+    answers wrapped in ``\\boxed{}`` before parsing, like ``benchmarks.math.grading``), but parsing --
+    the expensive part -- happens once per distinct string instead of four times per pair.
+    math-verify's own timeouts are signal based: they are used in the main thread and disabled
+    elsewhere. Errors and timeouts mean "not equivalent".
+    """
 
-def _verify_one_direction(a: str, b: str, timeout_s: float) -> bool:
-    """math-verify ``verify(parse(a), parse(b))`` on two bare answers (wrapped in ``\\boxed{}``)."""
-    from math_verify import parse, verify
+    def __init__(self, timeout_s: float = 5.0):
+        self.timeout = max(1, int(math.ceil(timeout_s)))
+        self.parsed: dict[str, list] = {}
 
-    t = max(1, int(math.ceil(timeout_s)))
-    pa = parse("\\boxed{" + a + "}", parsing_timeout=t)
-    pb = parse("\\boxed{" + b + "}", parsing_timeout=t)
-    if not pa or not pb:
-        return False
-    return bool(verify(pa, pb, timeout_seconds=t))
+    def _parse(self, a: str) -> list:
+        if a not in self.parsed:
+            from math_verify import parse
+
+            t = self.timeout if threading.current_thread() is threading.main_thread() else None
+            try:
+                self.parsed[a] = parse("\\boxed{" + a.strip().strip("$").strip() + "}", parsing_timeout=t)
+            except Exception:  # noqa: BLE001
+                self.parsed[a] = []
+        return self.parsed[a]
+
+    def __call__(self, a: str, b: str) -> bool:
+        if a.strip() == b.strip():
+            return True
+        from math_verify import verify
+
+        pa, pb = self._parse(a), self._parse(b)
+        if not pa or not pb:
+            return False
+        t = self.timeout if threading.current_thread() is threading.main_thread() else None
+        try:
+            return bool(verify(pa, pb, timeout_seconds=t)) and bool(verify(pb, pa, timeout_seconds=t))
+        except Exception:  # noqa: BLE001 - a grader failure must never crash training
+            return False
 
 
 def answers_equivalent(a: str, b: str, timeout_s: float = 5.0) -> bool:
     """Symmetric answer equivalence: true iff math-verify accepts a->b and b->a.
 
-    Uses ``benchmarks.math.grading.answers_equivalent`` for each direction when the harness
-    provides it (it is documented as ``verify(parse(a), parse(b))``), else math-verify directly.
-    Any error or timeout counts as "not equivalent".
+    Each direction is ``benchmarks.math.grading.answers_equivalent`` (``verify(parse(a),
+    parse(b))`` with a wall-clock timeout; empty answers never equivalent). Any error counts as
+    "not equivalent". ``cluster_answers`` uses the faster, equivalent ``GroupEquivalence`` by default.
     """
     if a.strip() == b.strip():
         return True
+    from benchmarks.math.grading import answers_equivalent as harness_eq
+
     try:
-        from benchmarks.math.grading import answers_equivalent as harness_eq
-    except ImportError:
-        harness_eq = None
-    try:
-        if harness_eq is not None:
-            return bool(harness_eq(a, b, timeout_s=timeout_s)) and bool(harness_eq(b, a, timeout_s=timeout_s))
-        return _verify_one_direction(a, b, timeout_s) and _verify_one_direction(b, a, timeout_s)
+        return bool(harness_eq(a, b, timeout_s=timeout_s)) and bool(harness_eq(b, a, timeout_s=timeout_s))
     except Exception:  # noqa: BLE001 - a grader failure must never crash training
         return False
 
@@ -115,13 +124,14 @@ def cluster_answers(
 
     Args:
         answers: length-G list of extracted answers; ``None`` or blank = missing.
-        equivalent: symmetric predicate on two non-empty answers (default: ``answers_equivalent``).
+        equivalent: symmetric predicate on two non-empty answers (default: a fresh
+            ``GroupEquivalence``, i.e. math-verify both ways with per-answer parse caching).
 
     Returns:
         length-G list of cluster ids 0..K-1, numbered in order of first appearance. A missing
         answer always gets its own singleton id. Equivalence calls are cached per distinct pair.
     """
-    eq = equivalent or answers_equivalent
+    eq = equivalent or GroupEquivalence()
     cache: dict[tuple[str, str], bool] = {}
 
     def same(x: str, y: str) -> bool:
@@ -258,7 +268,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     if _POOL is None or _POOL_WORKERS != workers:
         if _POOL is not None:
             _POOL.shutdown(cancel_futures=True)
-        _POOL = ProcessPoolExecutor(max_workers=workers)
+        # spawn: never fork a process that holds torch/OpenMP state (the trainer)
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
         _POOL_WORKERS = workers
     return _POOL
 
