@@ -1,0 +1,56 @@
+"""How numbers and metric names are printed in the report (one place, so tests can recompute)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_PERCENT = re.compile(r"^(acc|pass@|maj@|avg@|success|frac_)")
+
+UNITS = {
+    "entropy": "nats / token",
+    "entropy_t1": "nats / token",
+    "entropy_initial": "nats / token",
+    "entropy_final": "nats / token",
+    "semantic_entropy": "nats",
+    "loss": "loss value",
+    "logit_skewness": "skewness, unitless",
+    "cov": "covariance, unitless",
+    "cov_mean": "covariance, unitless",
+}
+
+
+def is_percent(metric: str) -> bool:
+    """Metrics stored as fractions in [0, 1] that the report prints in percent."""
+    return bool(_PERCENT.match(metric))
+
+
+def label_of(metric: str) -> str:
+    """Axis / column label with units."""
+    if is_percent(metric):
+        return f"{metric} (%)"
+    unit = UNITS.get(metric)
+    return f"{metric} ({unit})" if unit else metric
+
+
+def display(metric: str, value: float) -> float:
+    """Value in display units (percent metrics x 100)."""
+    return value * 100.0 if is_percent(metric) else value
+
+
+def fmt(metric: str, value: float | None) -> str:
+    """Printed form of one number: percent metrics with 1 decimal, others with 4 significant digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    v = display(metric, value)
+    if is_percent(metric):
+        return f"{v:.1f}"
+    return f"{v:.4g}"
+
+
+def fmt_delta(metric: str, value: float | None) -> str:
+    """Signed difference in display units (percentage points for percent metrics)."""
+    if value is None:
+        return "–"
+    v = display(metric, value)
+    return f"{v:+.1f}" if is_percent(metric) else f"{v:+.4g}"

@@ -1,0 +1,190 @@
+"""Reading the spine's long-format result tables and summarising them across seeds.
+
+A table is ``results/<tier>/<version>/<name>.csv`` with one row per number:
+``paper, method, model, dataset, seed, step, metric, value`` plus the provenance columns
+``commit, dirty, config_hash, versions, hardware, started, finished`` (step -1 = final).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from repro import stats
+
+TABLES = ("nano", "entropy_mechanism", "empo", "one_shot_em", "ppl")
+KEY_COLUMNS = ("paper", "method", "model", "dataset", "seed", "step", "metric", "value")
+PROVENANCE_COLUMNS = ("commit", "dirty", "config_hash", "versions", "hardware", "started", "finished")
+
+
+class TableError(ValueError):
+    """A result table is malformed; the message names the file, line and column."""
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """Read and validate one long-format table.
+
+    Returns a DataFrame with ``seed``/``step`` as int, ``value`` as float and ``started``/``finished``
+    as UTC timestamps (NaT where absent). Raises TableError naming file, line and column on bad data.
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise TableError(f"{path}: cannot be read as CSV: {e}") from e
+    missing = [c for c in KEY_COLUMNS if c not in df.columns]
+    if missing:
+        raise TableError(f"{path}: missing column(s) {missing}; header is {list(df.columns)}")
+    for c in PROVENANCE_COLUMNS:
+        if c not in df.columns:
+            df[c] = ""
+    out = df.copy()
+    for col, conv in (("seed", int), ("step", int), ("value", float)):
+        vals = []
+        for i, raw in enumerate(df[col].tolist()):
+            try:
+                vals.append(conv(float(raw)) if conv is int else conv(raw))
+            except (TypeError, ValueError):
+                # line 1 is the header
+                raise TableError(f"{path}:{i + 2}: column {col!r} has non-numeric value {raw!r}") from None
+        out[col] = vals
+    for col in ("started", "finished"):
+        out[col] = pd.to_datetime(df[col].replace("", None), utc=True, errors="coerce", format="ISO8601")
+    out["dirty"] = df["dirty"].str.lower().isin(["true", "1", "yes"])
+    for col in ("paper", "method", "model", "dataset", "metric"):
+        bad = [i for i, v in enumerate(df[col].tolist()) if v == ""]
+        if bad:
+            raise TableError(f"{path}:{bad[0] + 2}: column {col!r} is empty")
+    return out
+
+
+def load_results(results_dir: str | Path, names=TABLES) -> dict[str, pd.DataFrame | None]:
+    """Load every known table from ``results_dir``; a missing table maps to None ("not run")."""
+    results_dir = Path(results_dir)
+    out: dict[str, pd.DataFrame | None] = {}
+    for name in names:
+        p = results_dir / f"{name}.csv"
+        out[name] = load_table(p) if p.exists() else None
+    return out
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """How seed statistics are computed (from the `report` config section)."""
+
+    reps: int = 2000  # bootstrap replicates
+    confidence: float = 0.95  # CI level
+    seed: int = 0  # bootstrap seed
+
+
+def final_rows(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows of one metric at step -1 (final / not applicable)."""
+    return df[(df["metric"] == metric) & (df["step"] == -1)]
+
+
+def seed_values(df: pd.DataFrame) -> np.ndarray:
+    """Values ordered by seed; one value per seed (duplicates of a seed are averaged)."""
+    g = df.groupby("seed")["value"].mean().sort_index()
+    return g.to_numpy(dtype=float)
+
+
+def summarize_cell(df: pd.DataFrame, st: StatsSettings) -> stats.Summary | None:
+    """Seed summary of one (method, model, dataset, metric) cell of final rows."""
+    if df.empty:
+        return None
+    return stats.summarize(seed_values(df), st.reps, st.confidence, st.seed)
+
+
+def summarize_macro(df: pd.DataFrame, datasets: list[str], st: StatsSettings) -> stats.Summary | None:
+    """Seed summary pooled over datasets (tasks): stratified bootstrap over seeds within datasets.
+
+    The mean equals the macro average over datasets when every dataset has the same seeds.
+    """
+    strata = [seed_values(df[df["dataset"] == d]) for d in datasets]
+    strata = [s for s in strata if s.size]
+    if len(strata) != len(datasets) or not strata:
+        return None
+    return stats.summarize(strata, st.reps, st.confidence, st.seed)
+
+
+# ---------------------------------------------------------------- provenance
+def _unique(series: pd.Series) -> list[str]:
+    vals = [str(v) for v in series.tolist() if str(v) not in ("", "nan", "NaT", "None")]
+    return sorted(dict.fromkeys(vals))
+
+
+def provenance(tables: dict[str, pd.DataFrame | None]) -> dict:
+    """Commit(s), dirty flag, config hashes, versions, hardware and wall time of each stage."""
+    present = {k: v for k, v in tables.items() if v is not None}
+    if not present:
+        return {}
+    allrows = pd.concat(present.values(), ignore_index=True)
+    versions: dict[str, list[str]] = {}
+    for raw in _unique(allrows["versions"]):
+        try:
+            parsed = json.loads(raw)
+        except (json.JSONDecodeError, TypeError):
+            parsed = None
+        if isinstance(parsed, dict):
+            for k, v in parsed.items():
+                versions.setdefault(str(k), [])
+                if str(v) not in versions[str(k)]:
+                    versions[str(k)].append(str(v))
+        else:
+            versions.setdefault("(raw)", []).append(raw)
+    stages = {}
+    for name, df in present.items():
+        runs = df.drop_duplicates(["started", "finished"])[["started", "finished"]].dropna()
+        if runs.empty:
+            stages[name] = None
+            continue
+        dur = (runs["finished"] - runs["started"]).dt.total_seconds()
+        stages[name] = {
+            "runs": int(len(runs)),
+            "run_seconds": float(dur.sum()),
+            "span_seconds": float((runs["finished"].max() - runs["started"].min()).total_seconds()),
+            "first_start": runs["started"].min().isoformat(),
+            "last_finish": runs["finished"].max().isoformat(),
+        }
+    return {
+        "commits": _unique(allrows["commit"]),
+        "dirty": bool(allrows["dirty"].any()),
+        "config_hashes": _unique(allrows["config_hash"]),
+        "versions": versions,
+        "hardware": _unique(allrows["hardware"]),
+        "stages": stages,
+    }
+
+
+def read_wall_times(path: str | Path) -> dict[str, float]:
+    """Wall times in seconds per stage from a JSON/YAML mapping, or a directory of Snakemake
+    ``benchmark:`` TSV files (column ``s``; one file per job, summed per file-name stem prefix
+    before the first '.'). A key ``total`` (mapping only) is the whole reproduction's wall time."""
+    import yaml
+
+    path = Path(path)
+    if path.is_dir():
+        out: dict[str, float] = {}
+        for f in sorted(path.rglob("*.tsv")):
+            bench = pd.read_csv(f, sep="\t")
+            if "s" not in bench.columns:
+                raise TableError(f"{f}: Snakemake benchmark file without an 's' column")
+            stage = f.name.split(".")[0]
+            out[stage] = out.get(stage, 0.0) + float(bench["s"].iloc[-1])
+        return out
+    if not path.exists():
+        raise FileNotFoundError(f"--wall-times: {path} does not exist")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise TableError(f"{path}: expected a mapping stage -> seconds, got {type(data).__name__}")
+    out = {}
+    for k, v in data.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise TableError(f"{path}: wall time of {k!r} is not a number: {v!r}") from None
+    return out

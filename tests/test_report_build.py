@@ -1,0 +1,240 @@
+"""The report builds from fixture tables, prints exactly the tables' numbers, says "not run" for a
+missing table, writes valid PNG figures and keeps reports/<tier>/latest pointing at the newest."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from repro import stats
+from repro.report import build
+from repro.report.tables import TableError, load_table
+
+FIX = Path(__file__).parent / "fixtures" / "report"
+ROOT = Path(__file__).resolve().parents[1]
+REPS, CONF, SEED = 400, 0.95, 0
+
+
+def _build(results: Path, out: Path, **kw) -> Path:
+    cfg = build.ReportConfig(tier="tiny", results=str(results), out=str(out), bootstrap_reps=REPS, confidence=CONF,
+                             bootstrap_seed=SEED, paper_tables=str(ROOT / "config" / "paper_tables.yaml"), dpi=60, **kw)
+    return build.Builder(cfg).build()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reports") / "tiny"
+    wall = root.parent / "wall.json"
+    wall.write_text(json.dumps({"nano": 540.0, "entropy_mechanism": 960.0, "total": 2100.0}))
+    md = _build(FIX, root / "v1", wall_times=str(wall))
+    return md.read_text(), root / "v1"
+
+
+# ------------------------------------------------------------------ parsing helpers
+def section(md: str, title: str) -> str:
+    """Text of the `## ` section whose heading starts with `title` (up to the next `## `)."""
+    return md.split("\n" + title, 1)[1].split("\n## ", 1)[0]
+
+
+def subsection(sec: str, title: str) -> str:
+    """Text of the `### ` subsection whose heading starts with `title`."""
+    return sec.split("\n" + title, 1)[1].split("\n### ", 1)[0]
+
+
+def md_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every markdown table in `text` as (header, rows)."""
+    out, cur = [], None
+    for ln in text.splitlines() + [""]:
+        if ln.startswith("|"):
+            cells = [c.strip() for c in ln.strip()[1:-1].split(" | ")]
+            if cur is None:
+                cur = (cells, [])
+            elif not ln.startswith("|---"):
+                cur[1].append(cells)
+        elif cur is not None:
+            out.append(cur)
+            cur = None
+    return out
+
+
+CELL = re.compile(r"^(-?[\d.]+)(?: \[(-?[\d.]+), (-?[\d.]+)\] \(n=(\d+)\))?(?: · paper ([\d.]+))?$")
+
+
+def expected_cell(values: np.ndarray, metric: str) -> str:
+    """Independent recomputation of a printed cell from the seed values."""
+    pct = bool(re.match(r"^(acc|pass@|maj@|avg@|success|frac_)", metric))
+
+    def f(v):
+        return f"{v * 100:.1f}" if pct else f"{v:.4g}"
+
+    if len(values) < 2:
+        return f(float(np.mean(values)))
+    lo, hi = stats.stratified_bootstrap_ci(values, "mean", REPS, CONF, SEED)
+    return f"{f(float(np.mean(values)))} [{f(lo)}, {f(hi)}] (n={len(values)})"
+
+
+def seed_vals(df: pd.DataFrame) -> np.ndarray:
+    return df.groupby("seed")["value"].mean().sort_index().to_numpy()
+
+
+# ------------------------------------------------------------------ tests
+def test_outputs_exist_and_latest_points_to_newest(built, tmp_path):
+    md, out = built
+    assert (out / "report.html").read_text().count("<table>") >= 10
+    link = out.parent / "latest"
+    assert link.is_symlink() and Path(link.readlink()) == Path("v1")  # relative
+    # a newer version takes over "latest"; the old one is left untouched
+    root = tmp_path / "tiny"
+    shutil.copytree(out, root / "v1", symlinks=True)
+    _build(FIX / "none", root / "v2")
+    assert (root / "latest").readlink() == Path("v2") and (root / "v1" / "report.md").exists()
+    assert (root / "latest" / "report.md").read_text().startswith("# Reproduction report")
+
+
+def test_every_final_number_equals_the_table(built):
+    md, _ = built
+    checked = 0
+    notes = yaml.safe_load((ROOT / "repro/report/templates/notes.yaml").read_text())["papers"]
+    for name in ["nano", "entropy_mechanism", "empo", "one_shot_em", "ppl"]:
+        df = pd.read_csv(FIX / f"{name}.csv")
+        fin = df[df["step"] == -1]
+        sec = section(md, "## The nano" if name == "nano" else "## " + notes[name]["title"])
+        tables = md_tables(sec if name == "nano" else subsection(sec, "### All final numbers"))
+        assert tables, name
+        header, rows = tables[0]
+        metrics = [h.split(" (")[0] for h in header[3:]]
+        for r in rows:
+            method, model, dataset = r[:3]
+            for metric, cell in zip(metrics, r[3:]):
+                sel = fin[(fin.method == method) & (fin.model == model) & (fin.dataset == dataset) & (fin.metric == metric)]
+                if sel.empty:
+                    assert cell == "–"
+                    continue
+                assert cell == expected_cell(seed_vals(sel), metric), (name, method, dataset, metric)
+                checked += 1
+        # the headline table: per-dataset cells and the macro average over datasets
+        if name == "nano":
+            continue
+        metric = build.PAPERS[name]["metric"]
+        (header, rows), = md_tables(subsection(sec, "### Ours"))
+        datasets = [h for h in header[1:] if h != "avg"]
+        sub = fin[fin.metric == metric]
+        for r in rows:
+            g = sub[sub.method == r[0]]
+            for d, cell in zip(datasets, r[1:]):
+                assert CELL.match(cell), cell
+                assert cell == expected_cell(seed_vals(g[g.dataset == d]), metric)
+                checked += 1
+            if "avg" in header:
+                strata = [seed_vals(g[g.dataset == d]) for d in datasets]
+                m = np.mean(np.concatenate(strata))
+                assert float(r[-1].split()[0]) == pytest.approx(round(m * 100, 1), abs=0.051)
+                if min(map(len, strata)) >= 2:
+                    lo, hi = stats.stratified_bootstrap_ci(strata, "mean", REPS, CONF, SEED)
+                    assert f"[{lo * 100:.1f}, {hi * 100:.1f}]" in r[-1]
+                checked += 1
+    assert checked > 150
+
+
+def test_paper_numbers_and_effects_equal_their_sources(built):
+    md, _ = built
+    published = yaml.safe_load((ROOT / "config" / "paper_tables.yaml").read_text())
+    spec = ROOT.parent / "shared" / "spec" / "paper_tables.yaml"
+    if spec.exists():  # the project copy carries the spec's figures unchanged
+        orig = yaml.safe_load(spec.read_text())
+        for k in orig:
+            assert published[k]["rows"] == orig[k]["rows"] and published[k].get("columns", []) == orig[k].get("columns", [])
+    sec = section(md, "## EMPO")
+    (header, rows), = md_tables(subsection(sec, "### The paper"))
+    for r in rows:
+        assert [float(v) for v in r[2:]] == published["empo"]["rows"][r[0]][r[1]]
+    # effect table: ours Δ vs base = mean over datasets of (method mean - base mean), paper Δ from its avg column
+    fin = pd.read_csv(FIX / "empo.csv").query("step == -1 and metric == 'acc_greedy'")
+    base = fin[fin.method == "base"].groupby("dataset")["value"].mean()
+    (header, rows), = md_tables(subsection(sec, "### Direction"))
+    for r in rows:
+        g = fin[fin.method == r[0]].groupby("dataset")["value"].mean()
+        assert r[1] == f"{np.mean([g[d] - base[d] for d in base.index]) * 100:+.1f}"
+        for col, cell in zip(header[2:-1], r[2:-1]):
+            model = col.split()[1].rstrip(":")
+            prow = published["empo"]["rows"][model]
+            if r[0] in prow:
+                assert cell == f"{prow[r[0]][-1] - prow['base'][-1]:+.1f}"
+            else:
+                assert cell == "–"
+
+
+def test_provenance_header(built):
+    md, _ = built
+    prov = md.split("## Provenance", 1)[1].split("\n## ", 1)[0]
+    assert "`4ac22c0f`" in prov and "| dirty working tree | no |" in prov and "`cfg1a2b`" in prov
+    assert "torch 2.13.0" in prov and "2 CPU cores" in prov
+    df = pd.read_csv(FIX / "entropy_mechanism.csv", parse_dates=["started", "finished"])
+    runs = df.drop_duplicates(["started", "finished"])
+    total = (runs.finished - runs.started).dt.total_seconds().sum() / 60
+    span = (runs.finished.max() - runs.started.min()).total_seconds() / 60
+    assert f"| entropy_mechanism | {len(runs)} | {total:.1f} | {span:.1f} |" in prov
+    assert "Whole tiny reproduction: 35.0 min, over the 30-minute goal" in prov
+    assert "largest stage is `entropy_mechanism` (16.0 min)" in prov
+
+
+def test_missing_tables_say_not_run(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(FIX / "empo.csv", results / "empo.csv")
+    md = _build(results, tmp_path / "out" / "v1").read_text()
+    for title in ["## The Entropy Mechanism", "## One-shot Entropy", "## PPL", "## The nano"]:
+        section = md.split(title, 1)[1].split("\n## ", 1)[0]
+        assert "**not run**" in section, title
+    empo = md.split("## EMPO", 1)[1].split("\n## ", 1)[0]
+    assert "not run" not in empo and "### Ours" in empo
+    # the paper's numbers are still shown for a stage that has not run
+    em = md.split("## The Entropy Mechanism", 1)[1].split("\n## ", 1)[0]
+    assert "| qwen2.5-7b | grpo | 21.2 |" in em
+    # nothing at all: still a report
+    md0 = _build(tmp_path / "empty", tmp_path / "out0" / "v1").read_text()
+    assert md0.count("**not run**") == 5 and "nothing has run" in md0
+
+
+def test_figures_are_valid_pngs_with_the_expected_set(built):
+    md, out = built
+    refs = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
+    names = {Path(r).stem for r in refs}
+    assert {"entropy_mechanism_entropy", "entropy_mechanism_law", "empo_vs_grpo", "one_shot_em_steps",
+            "one_shot_em_temperature", "one_shot_em_ordering", "one_shot_em_skewness",
+            "ppl_success_heterogeneous", "ppl_success_homogeneous"} <= names
+    from PIL import Image
+
+    for r in refs:
+        p = out / r
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(p) as im:
+            im.verify()
+        with Image.open(p) as im:
+            assert im.size[0] > 200 and im.size[1] > 150
+
+
+def test_bad_table_errors_name_file_line_and_column(tmp_path):
+    df = pd.read_csv(FIX / "empo.csv", dtype=str)
+    df.loc[3, "value"] = "abc"
+    bad = tmp_path / "empo.csv"
+    df.to_csv(bad, index=False)
+    with pytest.raises(TableError, match=r"empo\.csv:5: column 'value'"):
+        load_table(bad)
+    df.drop(columns=["metric"]).to_csv(bad, index=False)
+    with pytest.raises(TableError, match=r"missing column\(s\) \['metric'\]"):
+        load_table(bad)
+
+
+def test_temperature_parsed_from_method_names():
+    from repro.report.figures import method_temperature
+
+    assert method_temperature("em_ts0.3") == 0.3
+    assert method_temperature("one_shot_em_t0.5") == 0.5
+    assert method_temperature("em_temp0p9") == 0.9
+    assert method_temperature("one_shot_em") is None and method_temperature("em_then_rl") is None
