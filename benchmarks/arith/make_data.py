@@ -1,0 +1,113 @@
+"""Write the arithmetic task's splits as JSONL, in the math harness's dataset format.
+
+    python -m benchmarks.arith.make_data --out-dir work/tiny/data/arith --seed 0
+
+Files (one object per line: id, source, problem, answer, num_operands [, solution]):
+
+- ``arith_sft.jsonl``        problems with worked solutions (SFT of the nano model)
+- ``arith_rl_train.jsonl``   prompts with gold answers (RL training)
+- ``arith_unlabeled.jsonl``  prompts only: ``answer`` is null (EMPO / entropy minimisation); the
+  gold answers of these problems are deliberately not stored anywhere
+- ``arith_test.jsonl``       in-distribution test set
+- ``arith_hard.jsonl``       harder test set: more operands than any training split
+
+No problem text occurs in two splits. ``benchmarks.math.datasets.load_problems("arith_test",
+local_dir=...)`` loads them exactly like ``math500``.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from benchmarks.arith.task import TaskSpec, generate_unique
+
+SPLITS = ("test", "hard", "rl_train", "unlabeled", "sft")  # generation order: test sets first
+FILES = {"sft": "arith_sft", "rl_train": "arith_rl_train", "unlabeled": "arith_unlabeled",
+         "test": "arith_test", "hard": "arith_hard"}
+
+
+@dataclass
+class MakeDataArgs:
+    """Generate the arithmetic splits."""
+
+    out_dir: str = "work/tiny/data/arith"  # directory for the five JSONL files
+    seed: int = 0  # seed of the generator (each split uses its own stream derived from it)
+    min_operands: int = 2  # fewest numbers per problem (training splits and test)
+    max_operands: int = 4  # most numbers per problem (training splits and test)
+    max_digits: int = 2  # operands have 1..max_digits digits
+    operators: str = "+-"  # allowed operators, subset of "+-*" (* is printed as ×)
+    mul_digits: int = 1  # factors next to × have at most this many digits
+    paren_prob: float = 0.0  # probability of one pair of parentheses per problem
+    hard_min_operands: int = 5  # fewest numbers per problem in arith_hard (> max_operands)
+    hard_max_operands: int = 6  # most numbers per problem in arith_hard
+    n_sft: int = 60000  # problems with worked solutions
+    n_rl_train: int = 2000  # problems with gold answers for RL
+    n_unlabeled: int = 2000  # problems without answers
+    n_test: int = 500  # in-distribution test problems
+    n_hard: int = 500  # harder test problems
+
+    def specs(self) -> dict[str, TaskSpec]:
+        """The task distribution of each split (validated)."""
+        base = TaskSpec(self.min_operands, self.max_operands, self.max_digits, self.operators,
+                        self.mul_digits, self.paren_prob).check("make_data")
+        if self.hard_min_operands <= self.max_operands:
+            raise ValueError(f"make_data: hard_min_operands ({self.hard_min_operands}) must exceed "
+                             f"max_operands ({self.max_operands}) so arith_hard is out of distribution")
+        hard = replace(base, min_operands=self.hard_min_operands,
+                       max_operands=self.hard_max_operands).check("make_data (hard split)")
+        return {s: (hard if s == "hard" else base) for s in SPLITS}
+
+    def sizes(self) -> dict[str, int]:
+        sizes = {s: getattr(self, f"n_{s}") for s in SPLITS}
+        for s, n in sizes.items():
+            if n < 0:
+                raise ValueError(f"make_data: n_{s} must be >= 0, got {n}")
+        return sizes
+
+
+def make_splits(args: MakeDataArgs) -> dict[str, list[dict]]:
+    """All splits as lists of rows (deterministic in ``args``)."""
+    specs, sizes = args.specs(), args.sizes()
+    seen: set[str] = set()
+    splits = {}
+    for k, split in enumerate(SPLITS):
+        rng = random.Random(f"{args.seed}/{split}")
+        rows = generate_unique(rng, specs[split], sizes[split], seen)
+        name = FILES[split]
+        out = []
+        for i, row in enumerate(rows):
+            item = {"id": f"{name}-{i}", "source": name, "problem": row["problem"],
+                    "answer": row["answer"], "num_operands": row["num_operands"]}
+            if split == "unlabeled":
+                item["answer"] = None
+            if split == "sft":
+                item["solution"] = row["solution"]
+            out.append(item)
+        splits[split] = out
+    return splits
+
+
+def write_splits(args: MakeDataArgs) -> dict[str, Path]:
+    """Generate and write every split; returns split -> file path."""
+    from repro.io import write_jsonl
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, rows in make_splits(args).items():
+        paths[split] = write_jsonl(out_dir / f"{FILES[split]}.jsonl", rows)
+    return paths
+
+
+def main(argv=None) -> None:
+    from repro.cli import parse_dataclass
+
+    args = parse_dataclass(MakeDataArgs, argv)
+    paths = write_splits(args)
+    for split, path in paths.items():
+        print(f"{split}: {getattr(args, f'n_{split}')} problems -> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The arithmetic task: deterministic, every worked step right, splits disjoint, clear errors."""
+from __future__ import annotations
+
+import ast
+import json
+import operator
+import random
+import re
+
+import pytest
+
+from benchmarks.arith.make_data import FILES, MakeDataArgs, make_splits, write_splits
+from benchmarks.arith.task import (TaskSpec, evaluate, generate_unique, make_problem, render, sample_expression,
+                                   solve_steps)
+
+_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+
+
+def reference_value(text: str) -> int:
+    """Independent evaluator: Python's own parser and precedence on the rendered expression."""
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
+            return _BIN[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -ev(node.operand)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        raise AssertionError(f"unexpected syntax {ast.dump(node)} in {text!r}")
+    return ev(ast.parse(text.replace("×", "*"), mode="eval"))
+
+
+def count_ops(text: str) -> int:
+    return len(re.findall(r" [-+×] ", text))
+
+
+SPECS = [
+    TaskSpec(),
+    TaskSpec(operators="+-*", paren_prob=0.5),
+    TaskSpec(min_operands=3, max_operands=7, max_digits=3, operators="+-*", mul_digits=2, paren_prob=1.0),
+    TaskSpec(operators="*", max_digits=1),
+    TaskSpec(operators="-", paren_prob=0.7, max_operands=6),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_worked_step_is_right(spec):
+    rng = random.Random(1234)
+    for _ in range(400):
+        tokens = sample_expression(rng, spec)
+        row = make_problem(tokens)
+        value = reference_value(render(tokens))
+        assert row["answer"] == str(value) == str(evaluate(tokens))
+        assert row["problem"] == f"Compute {render(tokens)}."
+        chain, boxed = row["solution"].split("\n")
+        assert boxed == f"\\boxed{{{value}}}"
+        steps = chain.split(" = ")
+        assert steps[0] == render(tokens)  # the solution restates the problem
+        assert steps[-1] == str(value)
+        for before, after in zip(steps, steps[1:]):
+            assert reference_value(after) == value, (row, after)
+            assert count_ops(after) == count_ops(before) - 1, (before, after)  # one operation per step
+        assert len(steps) == row["num_operands"]
+        assert spec.min_operands <= row["num_operands"] <= spec.max_operands
+
+
+def test_order_of_operations_in_steps():
+    steps = [render(s) for s in solve_steps([23, "+", 5, "*", "(", 7, "-", 2, ")"])]
+    assert steps == ["23 + 5 × (7 - 2)", "23 + 5 × 5", "23 + 25", "48"]
+    steps = [render(s) for s in solve_steps([3, "-", "(", 2, "-", 8, ")", "*", 2])]
+    assert steps == ["3 - (2 - 8) × 2", "3 - -6 × 2", "3 - -12", "15"]
+    assert reference_value("3 - -6 × 2") == 15
+
+
+def test_generator_is_deterministic_per_seed():
+    args = MakeDataArgs(n_sft=300, n_rl_train=50, n_unlabeled=50, n_test=60, n_hard=40, operators="+-*",
+                        paren_prob=0.3)
+    a, b = make_splits(args), make_splits(args)
+    assert a == b
+    c = make_splits(MakeDataArgs(**{**args.__dict__, "seed": 1}))
+    assert [r["problem"] for r in c["test"]] != [r["problem"] for r in a["test"]]
+
+
+def test_splits_are_disjoint_and_well_formed(tmp_path):
+    args = MakeDataArgs(out_dir=str(tmp_path), n_sft=2000, n_rl_train=300, n_unlabeled=300, n_test=500,
+                        n_hard=200, operators="+-*", paren_prob=0.3, max_operands=4, hard_min_operands=5,
+                        hard_max_operands=6)
+    paths = write_splits(args)
+    texts = {}
+    for split, path in paths.items():
+        assert path.name == f"{FILES[split]}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(rows) == getattr(args, f"n_{split}")
+        assert len({r["id"] for r in rows}) == len(rows)
+        for r in rows:
+            assert {"id", "source", "problem", "answer"} <= set(r) and r["source"] == FILES[split]
+            if split == "unlabeled":
+                assert r["answer"] is None  # gold kept out of the unlabeled split
+            else:
+                assert r["answer"] == str(reference_value(r["problem"][len("Compute "):-1]))
+            assert ("solution" in r) == (split == "sft")
+            if split == "hard":
+                assert r["num_operands"] > args.max_operands
+            else:
+                assert args.min_operands <= r["num_operands"] <= args.max_operands
+        texts[split] = {r["problem"] for r in rows}
+        assert len(texts[split]) == len(rows)
+    names = list(texts)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not texts[a] & texts[b], (a, b)
+
+
+def test_bad_knobs_name_the_field():
+    with pytest.raises(ValueError, match="operators"):
+        TaskSpec(operators="+/").check()
+    with pytest.raises(ValueError, match="max_operands"):
+        TaskSpec(min_operands=4, max_operands=3).check()
+    with pytest.raises(ValueError, match="hard_min_operands"):
+        MakeDataArgs(max_operands=4, hard_min_operands=4).specs()
+    with pytest.raises(ValueError, match="distinct problems"):
+        generate_unique(random.Random(0), TaskSpec(max_operands=2, max_digits=1, operators="+"), 500, set())
+
+
+def test_splits_load_through_the_math_harness(tmp_path):
+    datasets = pytest.importorskip("benchmarks.math.datasets")
+    write_splits(MakeDataArgs(out_dir=str(tmp_path), n_sft=50, n_rl_train=10, n_unlabeled=10, n_test=20, n_hard=10))
+    rows = datasets.load_problems("arith_test", source="local", local_dir=str(tmp_path))
+    assert len(rows) == 20 and rows[0]["problem"].startswith("Compute ")
+    hard = datasets.load_problems("arith_hard", source="local", local_dir=str(tmp_path), limit=5)
+    assert len(hard) == 5
