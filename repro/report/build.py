@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import os
 import string
 import sys
 from collections import defaultdict
@@ -26,6 +25,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from repro.cli import parse_dataclass
+from repro.io import atomic_symlink, atomic_write_text
 from repro.report import figures as figs
 from repro.report.format import fmt, fmt_delta, is_percent, label_of
 from repro.report.tables import (
@@ -45,6 +46,8 @@ NOT_RUN = "**not run** — no `{table}.csv` in `{results}`."
 
 @dataclass
 class ReportConfig:
+    """Build report.md, report.html and figures/*.png of one tier from its result tables."""
+
     tier: str = "tiny"  # tier name (tiny, ci, paper): selects the "what differs from the paper" note
     results: str = "results/tiny/latest"  # directory holding the long-format <table>.csv files
     out: str = "reports/tiny/dev"  # output directory, reports/<tier>/<version>
@@ -516,7 +519,7 @@ class Builder:
         return "\n".join(lines)
 
     def build(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.fig_dir.mkdir(parents=True, exist_ok=True)  # always there (a Snakemake directory() output)
         present = [k for k, v in self.tables.items() if v is not None]
         tier_note = self.notes["tiers"].get(self.cfg.tier, "")
         head = [f"# Reproduction report — tier `{self.cfg.tier}`", "",
@@ -551,9 +554,7 @@ def render_html(md: str, title: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def update_latest(out: Path) -> Path:
@@ -561,33 +562,11 @@ def update_latest(out: Path) -> Path:
     out = Path(out)
     if out.name == "latest":
         raise ValueError(f"--out must be a version directory, not {out}")
-    link = out.parent / "latest"
-    tmp = out.parent / f".latest.tmp{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(out.name, tmp)
-    os.replace(tmp, link)
-    return link
-
-
-def _parse(argv=None) -> ReportConfig:
-    try:
-        from repro.cli import parse_dataclass
-    except ImportError:  # the spine's CLI helper is not there yet: a minimal equivalent
-        import argparse
-        import dataclasses
-
-        p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-        for f in dataclasses.fields(ReportConfig):
-            conv = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool") else \
-                {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
-            p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=conv, default=f.default)
-        return ReportConfig(**vars(p.parse_args(argv)))
-    return parse_dataclass(ReportConfig, argv) if argv is not None else parse_dataclass(ReportConfig)
+    return atomic_symlink(out.name, out.parent / "latest")
 
 
 def main(argv=None) -> None:
-    cfg = _parse(argv)
+    cfg = parse_dataclass(ReportConfig, argv)
     path = Builder(cfg).build()
     print(f"report written to {path}", file=sys.stderr)
 

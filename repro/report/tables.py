@@ -46,6 +46,9 @@ def load_table(path: str | Path) -> pd.DataFrame:
     for col, conv in (("seed", int), ("step", int), ("value", float)):
         vals = []
         for i, raw in enumerate(df[col].tolist()):
+            if col == "seed" and raw.strip() in ("", "None", "null"):
+                vals.append(-1)  # a run without a seed (e.g. a deterministic evaluation)
+                continue
             try:
                 vals.append(conv(float(raw)) if conv is int else conv(raw))
             except (TypeError, ValueError):
