@@ -170,6 +170,9 @@ class PolicyLossGRPOTrainer(GRPOTrainer):
         self._window_selection = list(torch.split(mine, sizes, 0))
         self._window_tokens = n_tokens
         self._window_index = window_id
+        n_sel = float((sel & mask_all.bool()).sum())
+        self._metrics["train"]["n_selected"].append(n_sel)  # over the whole mini-batch, all ranks
+        self._metrics["train"]["frac_selected"].append(n_sel / max(float(mask_all.sum()), 1.0))
         self._metrics["train"]["cov_mean"].append(
             float(token_covariance(logp_all, adv_all, mask_all).sum() / max(float(mask_all.sum()), 1.0)))
 
@@ -216,6 +219,8 @@ class PolicyLossGRPOTrainer(GRPOTrainer):
         ent = self.accelerator.reduce(torch.stack([(entropies * mf).sum(), mf.sum()]).detach(), reduction="sum")
         self._metrics[mode]["entropy"].append((ent[0] / ent[1].clamp(min=1.0)).item())
         for k, v in metrics.items():
+            if window is not None and k in ("n_selected", "frac_selected"):
+                continue  # logged once per mini-batch in _prepare_window
             log(k, v)
         return loss
 

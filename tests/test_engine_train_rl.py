@@ -1,0 +1,98 @@
+"""The generic RL entry point: config errors, dry run, and a short CPU run that moves entropy and reward."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("trl")
+
+from methods.engine import train_rl  # noqa: E402
+from methods.engine.rewards import available_rewards, make_reward, register_reward  # noqa: E402
+
+
+def _sevens(**_):
+    def sevens(prompts=None, completions=None, **kw):
+        return [c.count("7") / max(len(c), 1) for c in completions]
+    return sevens
+
+
+register_reward("test_sevens", _sevens, replace=True)
+
+
+def test_verifiable_reward_uses_gold_answers():
+    fn = make_reward("verifiable")
+    out = fn(prompts=["p"] * 3, completions=["so \\boxed{4}", "\\boxed{5}", "no box"], answer=["4", "4", "4"])
+    assert out == [1.0, 0.0, 0.0]
+    with pytest.raises(KeyError, match="answer"):
+        fn(prompts=["p"], completions=["\\boxed{4}"])
+    assert {"verifiable", "semantic_entropy"} <= set(available_rewards())
+    with pytest.raises(ValueError, match="unknown reward"):
+        make_reward("nope")
+    with pytest.raises(ValueError, match="unknown option"):
+        make_reward("verifiable", bogus=1)
+
+
+def test_batch_geometry_and_errors():
+    a = train_rl.TrainRLArgs(prompts_per_step=8, num_generations=8, ppo_minibatches=4, micro_batch_size=8,
+                             rollout_steps=3)
+    geo = train_rl.batch_geometry(a)
+    assert geo == dict(per_device_train_batch_size=8, gradient_accumulation_steps=2, steps_per_generation=8,
+                       generation_batch_size=64, max_steps=12, minibatch=16)
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        train_rl.batch_geometry(train_rl.TrainRLArgs(micro_batch_size=5))
+    with pytest.raises(ValueError, match="ppo_minibatches"):
+        train_rl.batch_geometry(train_rl.TrainRLArgs(prompts_per_step=3, num_generations=3, ppo_minibatches=2))
+    with pytest.raises(ValueError, match="--k-ratio does not apply"):
+        train_rl.loss_kwargs(train_rl.TrainRLArgs(policy_loss="grpo", k_ratio=0.1))
+    assert train_rl.loss_kwargs(train_rl.TrainRLArgs(policy_loss="clip_higher", eps_high=0.28)) == {"eps_high": 0.28}
+
+
+def test_dry_run_needs_no_model(capsys):
+    assert train_rl.main(["--model", "Qwen/Qwen2.5-7B", "--policy-loss", "kl_cov", "--k-ratio", "0.002",
+                          "--prompts-per-step", "256", "--ppo-minibatches", "8", "--micro-batch-size", "4",
+                          "--use-vllm", "true", "--bf16", "true", "--dry-run", "true"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["grpo"]["steps_per_generation"] == 8 * 64 and out["grpo"]["use_vllm"] is True
+    assert out["loss_kwargs"] == {"k_ratio": 0.002}
+
+
+def test_jsonl_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"problem": "a", "answer": "1"}\n{"problem": "b"}\n')
+    with pytest.raises(ValueError, match=r"d.jsonl:2: missing field 'answer'"):
+        train_rl.read_jsonl(p)
+
+
+@pytest.mark.slow
+def test_short_cpu_run_moves_entropy_and_reward(tmp_path):
+    from tests.test_engine_trainer import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=1)
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "problem": f"{i}+1", "answer": str(i + 1)}) + "\n"
+                            for i in range(16)))
+    out = tmp_path / "run"
+    rc = train_rl.main(["--model", str(tmp_path / "m"), "--train-data", str(data), "--out", str(out),
+                        "--policy-loss", "kl_cov", "--k-ratio", "0.01", "--reward", "test_sevens",
+                        "--prompts-per-step", "4", "--num-generations", "8", "--ppo-minibatches", "2",
+                        "--micro-batch-size", "8", "--rollout-steps", "12", "--learning-rate", "2e-2",
+                        "--max-completion-length", "8", "--val-data", str(data), "--val-limit", "4",
+                        "--val-every", "8", "--seed", "0"])
+    assert rc == 0
+    log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "entropy" in r]
+    assert len(steps) == 24
+    rewards = [r["reward"] for r in steps if r.get("reward") is not None]  # logged on rollout steps
+    assert len(rewards) == 12
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.1
+    assert sum(r["entropy"] for r in steps[-4:]) < 0.8 * sum(r["entropy"] for r in steps[:4])
+    assert all(r["n_selected"] >= 1 for r in steps)
+    assert any(r["kl_penalty"] > 0 for r in steps)  # later mini-batches are off-policy: the penalty acts
+    assert any("val/acc" in r for r in log)
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    got = {r["metric"]: r["value"] for r in rows if r["step"] == -1}
+    assert got["entropy_final"] < got["entropy_initial"]
