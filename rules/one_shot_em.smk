@@ -1,0 +1,214 @@
+# One-shot entropy minimisation (issue 7). Runs per model in config["one_shot_em"]["models"]:
+#   selected.json             variance-based choice of the one prompt (skipped when `prompt` is fixed)
+#   one_shot_em/seed<s>       EM from the base model, evaluated at eval_steps (curves over `step`)
+#   em_ts<T>/seed<s>          the same at another sampling temperature T_s
+#   rl_then_em/seed<s>        EM (order.em_steps) starting from the empo stage's GRPO model
+#   em_then_rl/seed<s>        GRPO (the empo stage's budget) starting from EM's step-order.em_steps checkpoint
+#   skew/<which>/seed<s>      logit skewness of base, one_shot_em, grpo, em_then_rl
+# The RL phase of the ordering runs is the empo stage's GRPO-with-gold baseline (rules/empo.smk).
+
+OSEM = config["one_shot_em"]
+_ORDER = OSEM.get("order", {"enabled": False})
+_SKEW = OSEM.get("skewness", {"enabled": False})
+
+
+def osem_model(name):
+    src = OSEM["models"][name]
+    return work("nano", "model") if src == "nano" else src
+
+
+def osem_data_dir():
+    return OSEM.get("data_dir") or work("data", "arith")
+
+
+def osem_local_inputs(wc):
+    deps = []
+    if OSEM["models"][wc.model] == "nano":
+        deps.append(work("nano", "model"))
+    if not OSEM.get("data_dir"):
+        deps.append(work("data", "arith", "arith_test.jsonl"))
+    if OSEM.get("prompt") is None:
+        deps.append(work("one_shot_em", wc.model, "selected.json"))
+    return deps
+
+
+def _ts(v):
+    return f"{v:g}"
+
+
+def osem_methods():
+    """EM run names -> sampling temperature."""
+    runs = {"one_shot_em": OSEM["sample_temperature"]}
+    for t in OSEM.get("temperature_sweep", []):
+        if t != OSEM["sample_temperature"]:
+            runs[f"em_ts{_ts(t)}"] = t
+    return runs
+
+
+def osem_seeds(method):
+    if method == "one_shot_em":
+        return OSEM["seeds"]
+    if method in ("rl_then_em", "em_then_rl"):
+        return _ORDER.get("seeds", []) if _ORDER.get("enabled") else []
+    return OSEM.get("temperature_sweep_seeds", [])
+
+
+def osem_em_args(method, model, seed):
+    """methods.one_shot_em.train flags of one EM run."""
+    order_steps = _ORDER.get("em_steps", OSEM["max_steps"])
+    start = osem_model(model)
+    max_steps, eval_steps = OSEM["max_steps"], OSEM["eval_steps"]
+    ts = osem_methods().get(method, OSEM["sample_temperature"])
+    if method == "rl_then_em":
+        start = work("empo", model, "grpo", f"seed{seed}", "model")
+        max_steps, eval_steps = order_steps, sorted({0, order_steps})
+    save = sorted({s for s in (order_steps, max_steps) if s <= max_steps})
+    args = dict(
+        model=start, out=work("one_shot_em", model, method, f"seed{seed}"), template=OSEM["template"],
+        sample_temperature=ts, top_p=OSEM["top_p"], loss_temperature=OSEM["loss_temperature"], lr=OSEM["lr"],
+        weight_decay=OSEM["weight_decay"], grad_clip=OSEM["grad_clip"], micro_batch=OSEM["micro_batch"],
+        grad_accum=OSEM["grad_accum"], max_steps=max_steps, max_new_tokens=OSEM["max_new_tokens"],
+        save_steps=save, eval_steps=eval_steps, eval_datasets=OSEM["eval_datasets"], data_dir=osem_data_dir(),
+        eval_protocol=OSEM["eval_protocol"], eval_limit=OSEM.get("eval_limit"), bf16=OSEM["bf16"],
+        seed=seed, threads=config["threads"], method=method, model_name=model,
+    )
+    if OSEM.get("prompt") is not None:
+        args["prompt"] = OSEM["prompt"]
+    else:
+        args["prompt_file"] = work("one_shot_em", model, "selected.json")
+    return args
+
+
+rule osem_select:
+    """Pick the one prompt from the pool by the variance of k graded samples."""
+    input:
+        lambda wc: [work("nano", "model")] if OSEM["models"][wc.model] == "nano" else [],
+    output:
+        work("one_shot_em", "{model}", "selected.json"),
+    log:
+        log_path("one_shot_em", "{model}", "select"),
+    wildcard_constraints:
+        model="[^/]+",
+    params:
+        args=lambda wc: cli(dict(model=osem_model(wc.model), out=work("one_shot_em", wc.model, "selected.json"),
+                                 data_dir=osem_data_dir(), template=OSEM["template"], threads=config["threads"],
+                                 **OSEM["select"])),
+    conda:
+        "../envs/llm-cpu.yaml"
+    shell:
+        "python -m methods.one_shot_em.select {params.args} > {log} 2>&1"
+
+
+rule osem_train:
+    """Entropy minimisation on the one prompt (main runs, temperature sweep, RL->EM)."""
+    input:
+        osem_local_inputs,
+        lambda wc: [work("empo", wc.model, "grpo", f"seed{wc.seed}", "model")] if wc.method == "rl_then_em" else [],
+    output:
+        metrics=work("one_shot_em", "{model}", "{method}", "seed{seed}", "metrics.json"),
+        ckpt=directory(work("one_shot_em", "{model}", "{method}", "seed{seed}", "checkpoints")),
+    log:
+        log_path("one_shot_em", "{model}", "{method}", "seed{seed}"),
+    wildcard_constraints:
+        model="[^/]+",
+        method="one_shot_em|rl_then_em|em_ts[0-9.]+",
+    params:
+        args=lambda wc: cli(osem_em_args(wc.method, wc.model, int(wc.seed))),
+    resources:
+        gpu=lambda wc: gpus("one_shot_em"),
+    conda:
+        "../envs/llm-cpu.yaml"
+    shell:
+        "python -m methods.one_shot_em.train {params.args} > {log} 2>&1"
+
+
+def osem_em_then_rl_args(model, seed):
+    args = empo_train_args("grpo", model, seed)  # the empo stage's GRPO baseline budget
+    args.update(model=work("one_shot_em", model, "one_shot_em", f"seed{seed}", "checkpoints",
+                           f"step_{_ORDER['em_steps']}"),
+                paper="one_shot_em", method="em_then_rl", save_model=True,
+                eval_datasets=OSEM["eval_datasets"], eval_data_dir=osem_data_dir(),
+                eval_protocol=OSEM["eval_protocol"], eval_limit=OSEM.get("eval_limit"),
+                out=work("one_shot_em", model, "em_then_rl", f"seed{seed}"))
+    return args
+
+
+rule osem_em_then_rl:
+    """GRPO (same budget as the empo stage's baseline) starting from the EM checkpoint."""
+    input:
+        work("one_shot_em", "{model}", "one_shot_em", "seed{seed}", "checkpoints"),
+    output:
+        metrics=work("one_shot_em", "{model}", "em_then_rl", "seed{seed}", "metrics.json"),
+        model=directory(work("one_shot_em", "{model}", "em_then_rl", "seed{seed}", "model")),
+    log:
+        log_path("one_shot_em", "{model}", "em_then_rl", "seed{seed}"),
+    wildcard_constraints:
+        model="[^/]+",
+    params:
+        args=lambda wc: cli(osem_em_then_rl_args(wc.model, int(wc.seed))),
+    resources:
+        gpu=lambda wc: gpus("empo"),
+    conda:
+        "../envs/llm-cpu.yaml"
+    shell:
+        "python -m methods.engine.train_rl {params.args} > {log} 2>&1"
+
+
+def osem_skew_model(which, model, seed):
+    """(model path, input dependency) of the skewness subject ``which``."""
+    if which == "base":
+        path = osem_model(model)
+        return path, [work("nano", "model")] if OSEM["models"][model] == "nano" else []
+    if which == "one_shot_em":
+        ck = work("one_shot_em", model, "one_shot_em", f"seed{seed}", "checkpoints")
+        return f"{ck}/step_{_ORDER.get('em_steps', OSEM['max_steps'])}", [ck]
+    if which == "grpo":
+        path = work("empo", model, "grpo", f"seed{seed}", "model")
+        return path, [path]
+    if which == "em_then_rl":
+        path = work("one_shot_em", model, "em_then_rl", f"seed{seed}", "model")
+        return path, [path]
+    raise ValueError(f"config one_shot_em.skewness: unknown subject {which!r}")
+
+
+rule osem_skewness:
+    """Mean scipy skewness of full-vocab logits per generated step (20 prompts, T = 0.6)."""
+    input:
+        lambda wc: osem_skew_model(wc.which, wc.model, int(wc.seed))[1],
+    output:
+        work("one_shot_em", "{model}", "skew", "{which}", "seed{seed}", "metrics.json"),
+    log:
+        log_path("one_shot_em", "{model}", "skew", "{which}_seed{seed}"),
+    wildcard_constraints:
+        model="[^/]+",
+        which="base|one_shot_em|grpo|em_then_rl",
+    params:
+        args=lambda wc: cli(dict(model=osem_skew_model(wc.which, wc.model, int(wc.seed))[0],
+                                 out=work("one_shot_em", wc.model, "skew", wc.which, f"seed{wc.seed}"),
+                                 data_dir=osem_data_dir(), dataset=_SKEW["dataset"], n_prompts=_SKEW["n_prompts"],
+                                 temperature=_SKEW["temperature"], max_new_tokens=_SKEW["max_new_tokens"],
+                                 template=OSEM["template"], seed=int(wc.seed), threads=config["threads"],
+                                 method=wc.which, model_name=wc.model)),
+    conda:
+        "../envs/llm-cpu.yaml"
+    shell:
+        "python -m methods.one_shot_em.skewness {params.args} > {log} 2>&1"
+
+
+def _skew_subjects():
+    subjects = ["base", "one_shot_em"]
+    if _ORDER.get("enabled"):
+        subjects += ["grpo", "em_then_rl"]
+    return subjects
+
+
+def _skew_seeds():
+    return _ORDER.get("seeds") if _ORDER.get("enabled") else OSEM["seeds"][:1]
+
+
+ONE_SHOT_EM_RUNS = (
+    [work("one_shot_em", m, meth, f"seed{s}", "metrics.json")
+     for m in OSEM["models"] for meth in list(osem_methods()) + ["rl_then_em", "em_then_rl"] for s in osem_seeds(meth)]
+    + ([work("one_shot_em", m, "skew", w, f"seed{s}", "metrics.json")
+        for m in OSEM["models"] for w in _skew_subjects() for s in _skew_seeds()] if _SKEW.get("enabled") else [])
+)
