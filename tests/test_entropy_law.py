@@ -56,3 +56,32 @@ def test_law_errors():
         fit_entropy_law([0.5, 0.4], [0.1])
     with pytest.raises(ValueError, match="nothing to predict"):
         early_fit([0.5, 0.4, 0.3], [0.1, 0.2, 0.3])
+
+
+def test_fit_law_entry_point_pairs_validation_with_next_step_entropy(tmp_path):
+    import json
+
+    from methods.entropy_mechanism.fit_law import law_points, main
+
+    a, b = 0.3, 0.95
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"seed{seed}"
+        run.mkdir()
+        ent = {s: 1.2 * np.exp(-0.1 * s) + 0.01 * seed for s in range(1, 41)}  # entropy logged with step s
+        lines = [{"step": s, "entropy": e, "reward": 0.5} for s, e in ent.items()]
+        for v in range(0, 41, 2):  # validation after v updates: the policy whose entropy step v+1 logs
+            h = ent.get(v + 1, ent[40])
+            lines.append({"step": v, "val/acc": -a * np.exp(h) + b})
+        (run / "train_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        runs.append(str(run))
+    h, r, steps = law_points(tmp_path / "seed0" / "train_log.jsonl")
+    assert steps[0] == 0 and len(h) == 21
+    assert main(["--runs", ",".join(runs), "--seeds", "0,1", "--out", str(tmp_path / "law"),
+                 "--dataset", "arith_test"]) == 0
+    rows = json.loads((tmp_path / "law" / "metrics.json").read_text())["rows"]
+    got = {(r["metric"], r["seed"]): r["value"] for r in rows}
+    assert got[("law_a", None)] == pytest.approx(a, rel=1e-6)
+    assert got[("law_b", None)] == pytest.approx(b, rel=1e-6)
+    assert got[("law_ceiling", None)] == pytest.approx(b - a, rel=1e-6)
+    assert got[("law_early_fit_rmse", 0)] < 1e-8 and got[("law_n_points", None)] == 42

@@ -171,12 +171,22 @@ def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
 
 
 def load_rows(spec: str, limit: int | None = None) -> list[dict]:
-    """``path.jsonl`` or ``hub:<id>[:split]`` (via benchmarks.math.datasets.load_problems)."""
+    """``path.jsonl``, or ``hub:<owner/name>[:config][@split][?problem=<col>&answer=<col>]`` mapped to
+    ``{id, source, problem, answer}`` by benchmarks.math.datasets (columns guessed unless given), e.g.
+    ``hub:open-r1/DAPO-Math-17k-Processed:en@train?problem=prompt&answer=solution``."""
     if spec.startswith("hub:"):
-        from benchmarks.math.datasets import load_problems
+        from dataclasses import replace
+        from urllib.parse import parse_qs
 
-        hub_id = spec[4:]
-        return load_problems(hub_id.split("/")[-1], source="hub", hub_id=hub_id, limit=limit)
+        from benchmarks.math.datasets import _parse_hub_id, from_hub
+
+        hub_id, _, query = spec[4:].partition("?")
+        opts = {k: v[-1] for k, v in parse_qs(query).items()}
+        unknown = set(opts) - {"problem", "answer"}
+        if unknown:
+            raise ValueError(f"--train-data {spec!r}: unknown option(s) {sorted(unknown)} (problem, answer)")
+        hub = replace(_parse_hub_id(hub_id), problem_field=opts.get("problem"), answer_field=opts.get("answer"))
+        return from_hub(hub.repo.split("/")[-1], hub, limit=limit)
     return read_jsonl(spec, limit)
 
 
@@ -286,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16 if args.bf16 else torch.float32)
     train_rows = load_rows(args.train_data, args.train_limit)
-    train_name = Path(args.train_data).stem if not args.train_data.startswith("hub:") else args.train_data[4:]
+    train_name = (Path(args.train_data).stem if not args.train_data.startswith("hub:")
+                  else args.train_data[4:].split("?")[0].split("/")[-1].split(":")[0].split("@")[0])
     extra_cols = [k for k in train_rows[0] if k not in ("problem", "prompt", "solution")]
     dataset = Dataset.from_list([{"prompt": build_prompt(r["problem"], args.template, tokenizer),
                                   **{k: (None if r.get(k) is None else str(r.get(k))) for k in extra_cols}}
