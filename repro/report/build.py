@@ -65,11 +65,14 @@ class ReportConfig:
 # What each paper's section shows: the headline metric (final, step -1), the baseline method of the
 # effect table, and the per-step metrics drawn as curves.
 PAPERS: dict[str, dict] = {
-    "entropy_mechanism": {"metric": "acc_greedy", "baseline": "grpo", "curves": ["entropy", "acc_greedy"]},
-    "empo": {"metric": "acc_greedy", "baseline": "base", "curves": ["acc_greedy", "semantic_entropy", "frac_filtered"]},
-    "one_shot_em": {"metric": "acc_greedy", "baseline": "base", "curves": ["acc_greedy", "loss"]},
-    "ppl": {"metric": "success", "baseline": "cpl", "curves": ["success"]},
+    "entropy_mechanism": {"metric": "acc_greedy", "baseline": "grpo"},
+    "empo": {"metric": "acc_greedy", "baseline": "base"},
+    "one_shot_em": {"metric": "acc_greedy", "baseline": "base"},
+    "ppl": {"metric": "success", "baseline": "cpl"},
 }
+# Per-step accuracy curves: the engine logs validation accuracy as `val_acc`; evaluations at
+# checkpoints (one-shot EM) log the harness's `acc_greedy`. The first one present is drawn.
+SCORE_CURVES = ["val_acc", "val_acc_greedy", "acc_greedy"]
 DATASET_ALIASES = {"amc": "amc23", "olympiad_bench": "olympiadbench", "omni-math": "omni_math"}
 
 
@@ -348,20 +351,23 @@ class Builder:
         dpi = self.cfg.dpi
         parts = []
         if name == "entropy_mechanism":
-            parts.append(self.figure(figs.curves_figure(df, ["entropy"], d / "entropy_mechanism_entropy.png",
+            score = figs.pick_metric(df, SCORE_CURVES) or spec["metric"]
+            parts.append(self.figure(figs.curves_figure(df, ["entropy", "cov_mean"], d / "entropy_mechanism_entropy.png",
                                                         "Policy entropy over training per method", dpi=dpi),
                                      "Entropy over training: policy entropy (nats/token, at the sampling temperature) "
-                                     "vs optimiser step per method; line = mean over seeds, band = min–max over seeds"))
-            parts.append(self.figure(figs.curves_figure(df, [spec["metric"]], d / "entropy_mechanism_accuracy.png",
+                                     "and, where logged, the batch covariance Cov(log π, A) vs optimiser step per "
+                                     "method; line = mean over seeds, band = min–max over seeds"))
+            parts.append(self.figure(figs.curves_figure(df, [score], d / "entropy_mechanism_accuracy.png",
                                                         "Validation accuracy over training", dpi=dpi),
-                                     f"Accuracy over training: {label_of(spec['metric'])} vs optimiser step per method"))
-            parts.append(self.figure(figs.law_figure(df, d / "entropy_mechanism_law.png", spec["metric"], "grpo",
+                                     f"Accuracy over training: {label_of(score)} vs optimiser step per method"))
+            parts.append(self.figure(figs.law_figure(df, d / "entropy_mechanism_law.png", score, "grpo",
                                                      self.cfg.early_fit_fraction, dpi=dpi),
                                      "Entropy-performance law: score vs entropy (nats/token) with R = −a·e^H + b fitted "
                                      "on GRPO, its predicted ceiling b − a at H = 0 (dotted) and the fit on the early "
                                      "steps extrapolated (dashed)"))
         elif name == "empo":
-            parts.append(self.figure(figs.curves_figure(df, ["acc_greedy", "semantic_entropy"],
+            score = figs.pick_metric(df, SCORE_CURVES) or spec["metric"]
+            parts.append(self.figure(figs.curves_figure(df, [score, "semantic_entropy"],
                                                         d / "empo_vs_grpo.png", "EMPO vs GRPO over training",
                                                         methods=[m for m in df["method"].unique()
                                                                  if m.startswith(("empo", "grpo"))], dpi=dpi),
@@ -466,10 +472,7 @@ class Builder:
         lines.append("The ~1M-parameter model every CPU-tier LLM stage starts from, evaluated before any RL "
                      "(greedy = `acc_greedy`; 8 samples at T = 1: `acc_t1`, `pass@8_t1`, `maj@8_t1`, "
                      "`entropy_t1`).\n")
-        lines.append(self.all_final_table(df))
-        lines.append(self.figure(figs.curves_figure(df, ["loss"], self.fig_dir / "nano_sft_loss.png",
-                                                    "Nano SFT loss", dpi=self.cfg.dpi),
-                                 "Nano model SFT: training loss (cross-entropy, nats/token) vs optimiser step"))
+        lines.append(self.all_final_table(final_or_last(df)))
         return "\n".join(lines)
 
     def provenance_section(self) -> str:
@@ -539,6 +542,17 @@ class Builder:
         if self.cfg.update_latest:
             update_latest(self.out)
         return self.out / "report.md"
+
+
+def final_or_last(df: pd.DataFrame) -> pd.DataFrame:
+    """Final rows (step -1), plus, for a (method, model, dataset, metric) with no final row, its rows
+    at the last logged step relabelled as final (e.g. the nano SFT summary logged at its last step)."""
+    keys = ["method", "model", "dataset", "metric"]
+    fin = df[df["step"] == -1]
+    have = set(map(tuple, fin[keys].to_numpy().tolist()))
+    rest = df[(df["step"] >= 0) & ~df[keys].apply(tuple, axis=1).isin(have)]
+    last = rest[rest["step"] == rest.groupby(keys)["step"].transform("max")].assign(step=-1)
+    return pd.concat([fin, last], ignore_index=True)
 
 
 def render_html(md: str, title: str) -> str:

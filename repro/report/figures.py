@@ -102,6 +102,31 @@ def _fit_law(h: np.ndarray, r: np.ndarray) -> tuple[float, float]:
         return float(-slope), float(b)
 
 
+def _early_fit(pts: pd.DataFrame, frac: float) -> tuple[float, float, int] | None:
+    """a, b fitted on the earliest points (in step order), as the method package defines the early fit."""
+    h, r = pts["H"].to_numpy(), pts["R"].to_numpy()
+    try:
+        from methods.entropy_mechanism.law import early_fit
+
+        res = early_fit(h, r, frac=frac)
+        return float(res["a"]), float(res["b"]), int(res["n_fit"])
+    except ImportError:
+        n_fit = max(3, int(np.ceil(frac * h.size)))
+    except ValueError:
+        return None
+    if n_fit >= h.size or np.unique(h[:n_fit]).size < 2:
+        return None
+    a, b = _fit_law(h[:n_fit], r[:n_fit])
+    return a, b, n_fit
+
+
+def pick_metric(df: pd.DataFrame, candidates: list[str], curves: bool = True) -> str | None:
+    """The first candidate metric that has rows (per-step rows if ``curves``, else final rows)."""
+    rows = df[df["step"] >= 0] if curves else df[df["step"] == -1]
+    present = set(rows["metric"])
+    return next((m for m in candidates if m in present), None)
+
+
 def law_points(df: pd.DataFrame, score_metric: str, entropy_metric: str = "entropy") -> pd.DataFrame:
     """(method, seed, step, H, R) at the steps where both entropy and score were logged."""
     h = curve_rows(df, entropy_metric).groupby(["method", "seed", "step"])["value"].mean().rename("H")
@@ -137,17 +162,14 @@ def law_figure(df: pd.DataFrame, path: Path, score_metric: str = "acc_greedy", l
     ax.plot(grid, _law_curve(a, b, grid) * s, "k-", lw=1.5,
             label=f"fit on {law_method}: R = -{a:.3g} e^H + {b:.3g} ({src})")
     ax.axhline((b - a) * s, color="k", ls=":", lw=1.2, label=f"predicted ceiling (H = 0): {(b - a) * s:.3g}")
-    steps = np.sort(fit_pts["step"].unique())
-    if len(steps) >= 4:
-        cut = steps[max(1, int(np.ceil(early_fraction * len(steps)))) - 1]
-        early = fit_pts[fit_pts["step"] <= cut]
-        if len(early) >= 2 and early["H"].nunique() >= 2:
-            ea, eb = _fit_law(early["H"].to_numpy(), early["R"].to_numpy())
-            rmse = final_of(df, "law_early_fit_rmse", law_method)
-            lab = f"fit on first {early_fraction:.0%} of steps (<= {cut}), extrapolated"
-            if rmse is not None:
-                lab += f"; table RMSE {rmse * s:.3g}"
-            ax.plot(grid, _law_curve(ea, eb, grid) * s, color="C3", ls="--", lw=1.3, label=lab)
+    early = _early_fit(fit_pts.sort_values(["step", "seed"]), early_fraction)
+    if early is not None:
+        ea, eb, n_fit = early
+        rmse = final_of(df, "law_early_fit_rmse", law_method)
+        lab = f"fit on the first {early_fraction:.0%} of points ({n_fit}), extrapolated"
+        if rmse is not None:
+            lab += f"; table RMSE {rmse * s:.3g}"
+        ax.plot(grid, _law_curve(ea, eb, grid) * s, color="C3", ls="--", lw=1.3, label=lab)
     ax.set_xlabel("policy entropy H (nats / token)")
     ax.set_ylabel(label_of(score_metric))
     ax.set_title("Entropy-performance law R = -a exp(H) + b", fontsize=11)

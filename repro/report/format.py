@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-_PERCENT = re.compile(r"^(acc|pass@|maj@|avg@|success|frac_)")
+_PERCENT = re.compile(r"^(val_)?(acc|pass@|maj@|avg@|success|frac_)")
 
 UNITS = {
     "entropy": "nats / token",
@@ -45,7 +45,7 @@ def fmt(metric: str, value: float | None) -> str:
     v = display(metric, value)
     if is_percent(metric):
         return f"{v:.1f}"
-    return f"{v:.4g}"
+    return f"{v:.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
 
 
 def fmt_delta(metric: str, value: float | None) -> str:
