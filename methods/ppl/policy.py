@@ -1,0 +1,74 @@
+"""Gaussian policy with a tanh-MLP mean, and the small MLPs used by P-IQL and the oracle critic."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from methods.ppl.losses import gaussian_kl, gaussian_log_prob
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear-ReLU(-Dropout) stack ending in a Linear layer to ``out_dim``."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [nn.Linear(d, h), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        d = h
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+class GaussianPolicy(nn.Module):
+    """pi_theta(a|s) = N(tanh(MLP(s)), diag(std^2)), std state-independent (learned or fixed).
+
+    The tanh bounds the mean to the action box; ``a`` itself is unbounded (the logged behaviour
+    actions are raw Gaussian samples), so log-probs are exact Gaussian log-densities.
+    """
+
+    def __init__(self, obs_dim: int = 39, act_dim: int = 4, hidden: Sequence[int] = (256, 256),
+                 dropout: float = 0.0, init_std: float = 0.3, learn_std: bool = False,
+                 min_std: float = 0.05, max_std: float = 1.0):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, act_dim, dropout)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)), requires_grad=learn_std)
+        self.min_log_std, self.max_log_std = math.log(min_std), math.log(max_std)
+        # observation normalisation (dataset statistics; identity until set_obs_stats)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    def set_obs_stats(self, obs: torch.Tensor) -> None:
+        """Normalise inputs with the mean/std of ``obs`` (N, obs_dim); constant dims get std 1."""
+        std = obs.std(0)
+        self.obs_mean.copy_(obs.mean(0))
+        self.obs_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (..., obs_dim) -> mean (..., act_dim) in (-1, 1)."""
+        return torch.tanh(self.net((obs - self.obs_mean) / self.obs_std))
+
+    def std(self) -> torch.Tensor:
+        """(act_dim,)"""
+        return self.log_std.clamp(self.min_log_std, self.max_log_std).exp()
+
+    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """log pi_theta(act|obs): obs (..., obs_dim), act (..., act_dim) -> (...)."""
+        return gaussian_log_prob(act, self.mean(obs), self.std())
+
+    def log_prob_and_kl(self, obs: torch.Tensor, act: torch.Tensor, mu_b: torch.Tensor,
+                        std_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log pi_theta(act|obs), KL(N(mu_b, std_b^2) || pi_theta(.|obs))), both (...), one forward pass."""
+        mu, std = self.mean(obs), self.std()
+        return gaussian_log_prob(act, mu, std), gaussian_kl(mu_b, std_b, mu, std)
+
+    @torch.no_grad()
+    def act(self, obs) -> "np.ndarray":  # noqa: F821
+        """Deterministic (mean) action for one numpy observation."""
+        import numpy as np
+
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        return self.mean(x).numpy()
