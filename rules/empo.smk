@@ -92,7 +92,7 @@ rule empo_base_eval:
             protocol=EMPO["eval_protocol"], backend="vllm" if EMPO["use_vllm"] else "hf",
             template=EMPO["template"], limit=EMPO.get("eval_limit"),
             out=work("empo", wc.model, "base"), paper="empo", method="base", model_name=wc.model,
-            seed=config["seed"], step=-1)),
+            seed=config["seed"], step=-1, batch_size=64, threads=config["threads"])),
     resources:
         gpu=lambda wc: min(1, gpus("empo")),
     conda:

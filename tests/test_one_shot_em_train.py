@@ -84,3 +84,23 @@ def test_step_skewness_matches_direction():
     m = right[0]
     direct = np.mean((m - m.mean()) ** 3) / np.mean((m - m.mean()) ** 2) ** 1.5
     assert s_r[0] == pytest.approx(direct)
+
+
+def test_em_evaluates_listed_steps(tiny_model_dir, tmp_path):
+    pytest.importorskip("benchmarks.math.evaluate")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "toy.jsonl").write_text("".join(json.dumps({"id": f"t{i}", "source": "toy", "problem": f"Compute {i} + 1.",
+                                                        "answer": str(i + 1)}) + "\n" for i in range(3)))
+    out = tmp_path / "em_eval"
+    em_main(["--model", str(tiny_model_dir), "--out", str(out), "--prompt", "Compute 1 + 1.", "--max-steps", "2",
+             "--micro-batch", "2", "--grad-accum", "1", "--max-new-tokens", "8", "--eval-steps", "0,2",
+             "--eval-datasets", "toy", "--data-dir", str(data), "--eval-protocol", "tiny",
+             "--eval-max-new-tokens", "8", "--method", "one_shot_em"])
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    evals = {(r["step"], r["metric"]) for r in rows if r["dataset"] == "toy"}
+    for step in (0, 2):
+        assert {(step, "acc_greedy"), (step, "acc_t1"), (step, "pass@8_t1")} <= evals
+    assert all(r["method"] == "one_shot_em" and r["paper"] == "one_shot_em" for r in rows)
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert {s["step"] for s in samples} == {0, 2}

@@ -52,6 +52,8 @@ class EMArgs:
     data_dir: str | None = None  # local directory holding <name>.jsonl eval files
     eval_protocol: str = "tiny"  # benchmarks.math.evaluate protocol
     eval_limit: int | None = None  # evaluate on the first N problems per dataset (None = all)
+    eval_batch_size: int = 64  # prompts per generate() call during evaluation
+    eval_max_new_tokens: int | None = None  # override the protocol's generation budget (None = protocol's)
     bf16: bool = False  # bfloat16 weights/autocast (GPU tier)
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0  # seed for sampling and everything else
@@ -143,9 +145,11 @@ def _evaluate(model, tokenizer, args: EMArgs, step: int, datasets) -> tuple[list
     from repro.results import make_row
 
     metrics, samples = evaluate_model(model, tokenizer, datasets, protocol=args.eval_protocol,
-                                      template=args.template, seed=args.seed)
-    rows = [make_row(args.paper, args.method, args.model_name, ds, args.seed, step, m, v)
-            for ds, ms in metrics.items() for m, v in ms.items()]
+                                      template=args.template, seed=args.seed, batch_size=args.eval_batch_size,
+                                      max_new_tokens=args.eval_max_new_tokens, grade_workers=0)
+    rows = [make_row(args.paper, args.method, args.model_name, ds, args.seed, step, m, float(v))
+            for ds, ms in metrics.items() if not ds.startswith("_") for m, v in ms.items()
+            if isinstance(v, (int, float)) and math.isfinite(float(v))]
     for s in samples:
         s["step"] = step
     return rows, samples
