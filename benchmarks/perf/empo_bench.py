@@ -7,8 +7,8 @@ A batch of ``prompts`` x ``group`` completions whose final answers look like rea
 expressions), with a random number of meaning classes per group. Times
 ``batch_semantic_entropy_rewards`` serially and on a pool of ``workers`` processes (pool start-up is
 excluded: the trainer keeps one pool for the whole run), checks both give identical rewards and,
-given a nano training-step time (``--step-seconds`` or the mean step time in an engine
-``--train-log``), reports the reward's share of a step. Writes ``<out>/bench.json``.
+given the wall time of a nano rollout step (``--step-seconds``, or derived from TRL's
+``train_steps_per_second`` in an engine ``--train-log``), reports the reward's share of a step. Writes ``<out>/bench.json``.
 """
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ class BenchArgs:
     workers: int = 2  # pool size for the parallel measurement
     repeats: int = 2  # timed repetitions (the best is reported)
     seed: int = 0  # seed of the synthetic answers
-    step_seconds: float | None = None  # time of one nano training step, for the share (optional)
-    train_log: str | None = None  # or: an engine train_log.jsonl with a per-step "step_time" field
+    step_seconds: float | None = None  # wall time of one rollout step (generation + its optimiser steps), optional
+    train_log: str | None = None  # or: an engine train_log.jsonl (uses TRL's final train_steps_per_second)
+    optimiser_steps_per_rollout: int = 4  # ppo_minibatches of that run: rewards are computed once per rollout
     out: str = "work/tiny/perf/empo"  # output directory (bench.json)
 
 
@@ -72,13 +73,11 @@ def _step_time(args: BenchArgs) -> float | None:
     if args.step_seconds is not None:
         return args.step_seconds
     if args.train_log and Path(args.train_log).exists():
-        times = []
         for line in Path(args.train_log).read_text().splitlines():
             rec = json.loads(line)
-            for key in ("step_time", "train/step_time", "step_seconds"):
-                if key in rec:
-                    times.append(float(rec[key]))
-        return statistics.mean(times) if times else None
+            if rec.get("train_steps_per_second"):
+                return args.optimiser_steps_per_rollout / float(rec["train_steps_per_second"])
+        return None
     return None
 
 
@@ -114,7 +113,7 @@ def run(args: BenchArgs) -> dict:
         "speedup": timings["serial"] / timings["pool"] if "pool" in timings else None,
         "mean_semantic_entropy": statistics.mean(entropies),
         "frac_filtered": 1 - sum(kept) / len(kept),
-        "nano_step_seconds": step,
+        "rollout_step_seconds": step,
         "share_of_step_serial": timings["serial"] / step if step else None,
         "share_of_step_pool": timings["pool"] / step if step and "pool" in timings else None,
     }
