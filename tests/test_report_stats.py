@@ -119,3 +119,28 @@ def test_bad_input_is_a_clear_error(bad):
         stats.stratified_bootstrap_ci(bad)
     with pytest.raises(ValueError):
         stats.stratified_bootstrap_ci([1.0, 2.0], confidence=1.5)
+
+
+def test_matches_rliable_when_installed():
+    """Against rliable itself (archived; not a dependency: skipped unless importable). Checked once by
+    hand with rliable 1.2.0 + arch 8.0.0: identical point estimates, CI end points within 0.002."""
+    arch_base = pytest.importorskip("arch.bootstrap.base")
+    init = arch_base.IIDBootstrap.__init__
+    if "random_state" not in init.__code__.co_varnames:  # arch >= 8 renamed rliable's keyword to `seed`
+        def shim(self, *args, random_state=None, **kw):
+            init(self, *args, seed=random_state, **kw)
+
+        arch_base.IIDBootstrap.__init__ = shim
+    try:
+        rly = pytest.importorskip("rliable.library")
+        rmetrics = pytest.importorskip("rliable.metrics")
+        x = np.random.default_rng(0).normal(0.5, 0.2, size=(6, 3))
+        for name, fn in (("mean", rmetrics.aggregate_mean), ("iqm", rmetrics.aggregate_iqm)):
+            pt, ci = rly.get_interval_estimates({"m": x}, lambda s: np.array([fn(s)]), reps=20000,
+                                                random_state=np.random.default_rng(0))
+            ours = stats.mean(x) if name == "mean" else stats.iqm(x)
+            assert ours == pytest.approx(pt["m"][0], rel=1e-12)
+            lo, hi = stats.stratified_bootstrap_ci(x, name, reps=20000, seed=1)
+            assert lo == pytest.approx(ci["m"][0, 0], abs=0.01) and hi == pytest.approx(ci["m"][1, 0], abs=0.01)
+    finally:
+        arch_base.IIDBootstrap.__init__ = init
