@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from multiprocessing.connection import wait as _wait_connections
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 # math-verify logs every timeout / parse failure at ERROR level and warns once when its own timers
 # are disabled (we disable them on purpose, see `_timer`). Those messages are expected here.
@@ -213,17 +213,40 @@ def grade(completion: str, gold: str, timeout_s: float = 5.0) -> bool:
 # --------------------------------------------------------------------------------------------
 # Process pool with per-item wall-clock deadlines
 # --------------------------------------------------------------------------------------------
+def _vm_size_bytes() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _worker_main(conn, timeout_s: float, memory_limit_mb: int | None) -> None:
-    """Worker loop: receive ``(idx, kind, x, y)``, answer ``(idx, bool)``; ``None`` stops it."""
+    """Worker loop: say ``("ready",)``, then answer ``(idx, kind, x, y)`` with ``(idx, bool)``.
+
+    ``None`` stops it. The address-space limit is *added* to what the worker already maps (a
+    worker forked from a process holding a model or CUDA mappings starts large).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
     if memory_limit_mb:
         try:
             import resource
 
-            limit = int(memory_limit_mb) * 1024 * 1024
+            limit = _vm_size_bytes() + int(memory_limit_mb) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ValueError, OSError, ImportError):
             pass
+    try:
+        import math_verify  # noqa: F401 - pay the sympy import before saying ready
+    except Exception:  # noqa: BLE001 - grading will fail (False) and say so in the results
+        pass
+    try:
+        conn.send(("ready",))
+    except (BrokenPipeError, OSError):
+        return
     while True:
         try:
             msg = conn.recv()
@@ -246,21 +269,24 @@ def _worker_main(conn, timeout_s: float, memory_limit_mb: int | None) -> None:
 
 
 def _default_start_method() -> str:
-    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    # fork: workers start instantly with math-verify already imported and never re-import the
+    # caller's __main__ (forkserver/spawn do, which costs seconds when it imports torch). The
+    # workers only run sympy, so the usual fork-with-threads hazards of the parent do not apply.
+    methods = mp.get_all_start_methods()
+    return "fork" if "fork" in methods else "spawn"
 
 
 class _Worker:
     def __init__(self, ctx, timeout_s: float, memory_limit_mb: int | None):
         parent, child = ctx.Pipe(duplex=True)
         self.conn = parent
-        self.proc = ctx.Process(
-            target=_worker_main, args=(child, timeout_s, memory_limit_mb), daemon=True
-        )
+        self.proc = ctx.Process(target=_worker_main, args=(child, timeout_s, memory_limit_mb), daemon=True)
         self.proc.start()
         child.close()
+        self.ready = False
         self.item: int | None = None
-        self.deadline = math.inf
-        self.answered = 0  # items this worker has answered (0 => it may be failing at start-up)
+        self.deadline = time.monotonic() + STARTUP_TIMEOUT_S  # until "ready", then per item
+        self.answered = 0
 
     def kill(self) -> None:
         try:
@@ -271,19 +297,21 @@ class _Worker:
         self.conn.close()
 
 
+#: Seconds a new worker may take to import math-verify and report ready.
+STARTUP_TIMEOUT_S = 120.0
+
+
 class GraderPool:
     """A reusable pool of grading processes with a wall-clock deadline per item.
 
     Each worker grades one item at a time in its own main thread (so the in-process SIGALRM timer
-    works). The parent additionally kills any worker that has not answered ``timeout_s + grace_s``
-    seconds after it was handed an item (or that died), marks that item False and starts a
-    replacement, so a batch always finishes.
+    works). The parent kills any worker that has not answered ``timeout_s + grace_s`` seconds
+    after it was handed an item, or that died, marks that item False and starts a replacement, so
+    a batch always finishes. Item deadlines start only once a worker has reported ready.
 
     Use as a context manager or call :meth:`close`. ``stats`` counts ``timeouts`` (killed for
     overrunning) and ``crashes`` (died) over the pool's lifetime.
     """
-
-    _lock = threading.Lock()
 
     def __init__(
         self,
@@ -305,8 +333,9 @@ class GraderPool:
         self.memory_limit_mb = memory_limit_mb
         method = start_method or _default_start_method()
         self._ctx = mp.get_context(method)
-        if method == "forkserver":
-            # Workers fork from a server that already imported math-verify/sympy: cheap respawns.
+        if method == "fork":
+            import math_verify  # noqa: F401 - imported once here, inherited by every worker
+        elif method == "forkserver":
             self._ctx.set_forkserver_preload(["benchmarks.math.grading", "math_verify"])
         self._pool: list[_Worker] = []
         self.stats = {"timeouts": 0, "crashes": 0, "items": 0}
@@ -315,10 +344,6 @@ class GraderPool:
     # -- lifecycle ----------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, self.timeout_s, self.memory_limit_mb)
-
-    def _ensure_workers(self, n: int) -> None:
-        while len(self._pool) < n:
-            self._pool.append(self._spawn())
 
     def close(self) -> None:
         for w in self._pool:
@@ -347,94 +372,100 @@ class GraderPool:
             pass
 
     # -- work ---------------------------------------------------------------------------------
-    def _replace(self, i: int, results: list[bool], reason: str) -> None:
+    def _replace(self, i: int, reason: str) -> int | None:
+        """Kill worker i, start a new one; returns the item it held (now failed), if any."""
         w = self._pool[i]
-        if w.item is not None:
-            results[w.item] = False
+        lost = w.item
         self.stats[reason] += 1
         w.kill()
-        if reason == "crashes" and w.answered == 0:
+        if w.answered == 0 and (reason == "crashes" or not w.ready):
             self._startup_failures += 1
             if self._startup_failures >= 3:
                 raise RuntimeError(
                     "GraderPool: grading workers keep dying before grading anything "
                     f"(start method {self._ctx.get_start_method()!r}). If grade_many is called "
-                    "from a script, protect the script's top level with "
-                    "`if __name__ == '__main__':` (the workers re-import the main module)."
+                    "from a script with a spawn/forkserver start method, protect the script's top "
+                    "level with `if __name__ == '__main__':`."
                 )
         self._pool[i] = self._spawn()
+        return lost
 
-    def _run(self, tasks: Sequence[tuple[str, object, object]], progress=None) -> list[bool]:
-        results: list[bool] = [False] * len(tasks)
+    def iter_results(self, tasks: Sequence[tuple[str, object, object]]) -> Iterator[tuple[int, bool]]:
+        """Yield ``(index, result)`` for every task as it finishes (any order)."""
         if not tasks:
-            return results
-        self._ensure_workers(min(self.workers, len(tasks)))
+            return
+        while len(self._pool) < min(self.workers, len(tasks)):
+            self._pool.append(self._spawn())
         todo = deque(range(len(tasks)))
-        done = 0
+        remaining = len(tasks)
         budget = self.timeout_s + self.grace_s
-        while done < len(tasks):
-            # Hand an item to every idle worker.
-            for w in self._pool:
-                if w.item is None and todo:
+        while remaining:
+            for i, w in enumerate(list(self._pool)):  # hand an item to every ready, idle worker
+                if w.ready and w.item is None and todo:
                     idx = todo.popleft()
-                    kind, x, y = tasks[idx]
                     try:
-                        w.conn.send((idx, kind, x, y))
-                    except (BrokenPipeError, OSError):
+                        w.conn.send((idx, *tasks[idx]))
+                    except (BrokenPipeError, OSError):  # died while idle: replace, retry item
                         todo.appendleft(idx)
-                        w.deadline = -math.inf  # replaced below as crashed
-                        w.item = None
+                        self._replace(i, "crashes")
                         continue
-                    w.item = idx
-                    w.deadline = time.monotonic() + budget
-            busy = [w for w in self._pool if w.item is not None]
+                    w.item, w.deadline = idx, time.monotonic() + budget
+            waiting = [w for w in self._pool if w.item is not None or not w.ready]
             now = time.monotonic()
-            wait_s = max(0.0, min((w.deadline for w in busy), default=now) - now)
-            ready = _wait_connections([w.conn for w in busy], timeout=wait_s) if busy else []
-            ready_ids = {id(c) for c in ready}
+            wait_s = max(0.0, min(w.deadline for w in waiting) - now) if waiting else 0.0
+            ready = {id(c) for c in _wait_connections([w.conn for w in waiting], timeout=wait_s)}
             for i, w in enumerate(list(self._pool)):
-                if w.deadline == -math.inf:
-                    self._replace(i, results, "crashes")
+                if w not in waiting:
                     continue
-                if w.item is None:
-                    continue
-                if id(w.conn) in ready_ids:
+                if id(w.conn) in ready:
                     try:
-                        idx, ok = w.conn.recv()
+                        msg = w.conn.recv()
                     except (EOFError, OSError):
-                        done += 1
-                        if progress is not None:
-                            progress.update(1)
-                        self._replace(i, results, "crashes")
+                        lost = self._replace(i, "crashes")
+                        if lost is not None:
+                            remaining -= 1
+                            yield lost, False
                         continue
-                    results[idx] = ok
+                    if msg == ("ready",):
+                        w.ready, w.deadline = True, math.inf
+                        continue
+                    idx, ok = msg
                     w.item, w.deadline = None, math.inf
                     w.answered += 1
                     self._startup_failures = 0
-                    done += 1
-                    if progress is not None:
-                        progress.update(1)
+                    remaining -= 1
+                    yield idx, ok
                 elif time.monotonic() >= w.deadline:
-                    done += 1
-                    if progress is not None:
-                        progress.update(1)
-                    self._replace(i, results, "timeouts")
+                    lost = self._replace(i, "timeouts" if w.ready else "crashes")
+                    if lost is not None:
+                        remaining -= 1
+                        yield lost, False
         self.stats["items"] += len(tasks)
+
+    def _collect(self, tasks, progress_desc: str | None) -> list[bool]:
+        results = [False] * len(tasks)
+        it = self.iter_results(tasks)
+        if progress_desc:
+            from repro.progress import progress as _progress
+
+            it = _progress(it, desc=progress_desc, total=len(tasks))
+        for idx, ok in it:
+            results[idx] = ok
         return results
 
-    def grade(self, pairs: Iterable[tuple[str, str]], progress=None) -> list[bool]:
-        """Grade ``(completion, gold)`` pairs; same order as given."""
-        return self._run([("completion", c, g) for c, g in pairs], progress)
+    def grade(self, pairs: Iterable[tuple[str, str]], progress: str | None = None) -> list[bool]:
+        """Grade ``(completion, gold)`` pairs; results in the order given."""
+        return self._collect([("completion", c, g) for c, g in pairs], progress)
 
-    def equivalent(self, pairs: Iterable[tuple[str, str]], progress=None) -> list[bool]:
-        """:func:`answers_equivalent` on ``(answer_a, answer_b)`` pairs, in a pool."""
-        return self._run([("answers", a, b) for a, b in pairs], progress)
+    def equivalent(self, pairs: Iterable[tuple[str, str]], progress: str | None = None) -> list[bool]:
+        """:func:`answers_equivalent` on ``(answer_a, answer_b)`` pairs, in the pool."""
+        return self._collect([("answers", a, b) for a, b in pairs], progress)
 
     @classmethod
     def run_one(cls, task: tuple[str, object, object], timeout_s: float) -> bool:
         """One item in a throwaway one-worker pool (for callers outside the main thread)."""
         with cls(workers=1, timeout_s=timeout_s) as pool:
-            return pool._run([task])[0]
+            return pool._collect([task], None)[0]
 
 
 def grade_many(
@@ -449,30 +480,12 @@ def grade_many(
     Every item has a wall-clock deadline (``timeout_s`` in the worker, plus a 1 s grace before the
     parent kills and replaces the worker); a hung or crashed worker never stalls the batch.
     ``workers=None`` uses all CPUs. Pass a live :class:`GraderPool` to reuse its workers across
-    calls (e.g. once per RL step). With ``workers=1`` and a single pair the work still happens in a
-    separate process, so the caller is always protected.
+    calls (e.g. once per RL step). Even one pair is graded in a separate process, so the caller
+    is always protected.
     """
     pairs = list(pairs)
-    bar = None
-    if progress:
-        bar = _progress_bar(len(pairs), "grading")
-    try:
-        if pool is not None:
-            return pool.grade(pairs, bar)
-        with GraderPool(workers=workers, timeout_s=timeout_s) as own:
-            return own.grade(pairs, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _progress_bar(total: int, desc: str):
-    """repro.progress.progress if the spine provides it, else tqdm."""
-    try:
-        from repro.progress import progress as _progress  # type: ignore
-
-        return _progress(total=total, desc=desc)
-    except Exception:  # noqa: BLE001 - spine missing or different signature
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=desc)
+    desc = "grading" if progress else None
+    if pool is not None:
+        return pool.grade(pairs, desc)
+    with GraderPool(workers=workers, timeout_s=timeout_s) as own:
+        return own.grade(pairs, desc)
