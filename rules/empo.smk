@@ -6,7 +6,6 @@
 #   empo_dh<v>/seed<s>       EMPO with delta_high = v (sweep)
 # + curves/ (semantic entropy, fraction filtered) for every EMPO run. All through
 # `python -m methods.engine.train_rl` (TRL GRPOTrainer); EMPO only swaps the reward.
-import json as _json
 
 EMPO = config["empo"]
 
@@ -25,55 +24,25 @@ def empo_local_inputs(wc):
     """Files the workflow must build first (the nano model and arith data), none for hub models."""
     deps = []
     if EMPO["models"][wc.model] == "nano":
-        deps.append(work("nano", "model"))
+        deps.append(work("nano", "model", "model.safetensors"))  # NANO_MODEL of rules/nano.smk
     if not EMPO.get("data_dir"):
         deps.append(work("data", "arith", "arith_test.jsonl"))
     return deps
 
 
-def _fmt(v):
-    return f"{v:g}"
+from methods.empo.experiments import empo_methods, seeds_for as empo_seeds, train_rl_args as _empo_args
 
-
-EMPO_METHODS = ["empo"] + [f"empo_dh{_fmt(v)}" for v in EMPO.get("delta_high_sweep", [])]
-
-
-def empo_seeds(method):
-    return EMPO["seeds"] if method in ("empo", "grpo") else EMPO.get("sweep_seeds", [])
+EMPO_METHODS = empo_methods(EMPO)
 
 
 def empo_train_args(method, model, seed):
     """train_rl flags of one run (the shared budget + the method's reward)."""
-    ddir = empo_data_dir()
-    grpo = method == "grpo"
-    dh = EMPO.get("delta_high")
-    if method.startswith("empo_dh"):
-        dh = float(method[len("empo_dh"):])
-    args = dict(
-        model=empo_model(model), template=EMPO["template"],
-        train_data=f"{ddir}/{EMPO['grpo_train_data' if grpo else 'train_data']}.jsonl",
-        train_limit=EMPO.get("train_limit"),
-        policy_loss="grpo", importance_sampling_level=EMPO["importance_sampling_level"],
-        reward="verifiable" if grpo else "semantic_entropy",
-        reward_kwargs="{}" if grpo else _json.dumps(dict(
-            delta_low=EMPO.get("delta_low", 0.0), delta_high=dh,
-            empty_reward_zero=EMPO.get("empty_reward_zero", False), workers=EMPO.get("reward_workers", 0))),
-        num_generations=EMPO["num_generations"], prompts_per_step=EMPO["prompts_per_step"],
-        ppo_minibatches=EMPO["ppo_minibatches"], micro_batch_size=EMPO["micro_batch_size"],
-        rollout_steps=EMPO["rollout_steps"], learning_rate=EMPO["learning_rate"],
-        temperature=EMPO["temperature"], top_p=EMPO["top_p"],
-        max_completion_length=EMPO["max_completion_length"],
-        val_data=f"{ddir}/{EMPO['eval_datasets'][0]}.jsonl", val_limit=EMPO["val_limit"],
-        val_every=EMPO["val_every"], eval_datasets=EMPO["eval_datasets"], eval_data_dir=ddir,
-        eval_protocol=EMPO["eval_protocol"], eval_limit=EMPO.get("eval_limit"),
-        use_vllm=EMPO["use_vllm"], bf16=EMPO["bf16"], save_model=grpo,
-        paper="empo", method=method, model_name=model, seed=seed, threads=config["threads"],
-        out=work("empo", model, method, f"seed{seed}"),
-    )
-    for key in ("eps_low", "eps_high"):
-        if EMPO.get(key) is not None:
-            args[key] = EMPO[key]
-    return args
+    return _empo_args(EMPO, method, model, empo_model(model), seed, empo_data_dir(),
+                      work("empo", model, method, f"seed{seed}"), threads=config["threads"])
+
+
+def empo_seeds_of(method):
+    return empo_seeds(EMPO, method)
 
 
 rule empo_base_eval:
@@ -109,6 +78,7 @@ rule empo_grpo:
         metrics=work("empo", "{model}", "grpo", "seed{seed}", "metrics.json"),
         model=directory(work("empo", "{model}", "grpo", "seed{seed}", "model")),
     wildcard_constraints:
+        seed=r"\d+",
         model="[^/]+",
     log:
         log_path("empo", "{model}", "grpo", "seed{seed}"),
@@ -132,6 +102,7 @@ rule empo_train:
     log:
         log_path("empo", "{model}", "{method}", "seed{seed}"),
     wildcard_constraints:
+        seed=r"\d+",
         model="[^/]+",
         method="empo(_dh[0-9.e+-]+)?",
     params:
@@ -153,6 +124,7 @@ rule empo_curves:
     log:
         log_path("empo", "{model}", "{method}", "seed{seed}_curves"),
     wildcard_constraints:
+        seed=r"\d+",
         model="[^/]+",
         method="empo(_dh[0-9.e+-]+)?",
     params:
@@ -180,8 +152,8 @@ rule empo_bench:
 
 EMPO_RUNS = (
     [work("empo", m, "base", "metrics.json") for m in EMPO["models"]]
-    + [work("empo", m, "grpo", f"seed{s}", "metrics.json") for m in EMPO["models"] for s in empo_seeds("grpo")]
+    + [work("empo", m, "grpo", f"seed{s}", "metrics.json") for m in EMPO["models"] for s in empo_seeds_of("grpo")]
     + [work("empo", m, meth, f"seed{s}", name)
-       for m in EMPO["models"] for meth in EMPO_METHODS for s in empo_seeds(meth)
+       for m in EMPO["models"] for meth in EMPO_METHODS for s in empo_seeds_of(meth)
        for name in ("metrics.json", "curves/metrics.json")]
 )

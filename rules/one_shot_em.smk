@@ -24,7 +24,7 @@ def osem_data_dir():
 def osem_local_inputs(wc):
     deps = []
     if OSEM["models"][wc.model] == "nano":
-        deps.append(work("nano", "model"))
+        deps.append(work("nano", "model", "model.safetensors"))  # NANO_MODEL of rules/nano.smk
     if not OSEM.get("data_dir"):
         deps.append(work("data", "arith", "arith_test.jsonl"))
     if OSEM.get("prompt") is None:
@@ -32,57 +32,30 @@ def osem_local_inputs(wc):
     return deps
 
 
-def _ts(v):
-    return f"{v:g}"
+from methods.one_shot_em.experiments import em_methods, em_train_args, order_steps, seeds_for as _osem_seeds
 
 
 def osem_methods():
     """EM run names -> sampling temperature."""
-    runs = {"one_shot_em": OSEM["sample_temperature"]}
-    for t in OSEM.get("temperature_sweep", []):
-        if t != OSEM["sample_temperature"]:
-            runs[f"em_ts{_ts(t)}"] = t
-    return runs
+    return em_methods(OSEM)
 
 
 def osem_seeds(method):
-    if method == "one_shot_em":
-        return OSEM["seeds"]
-    if method in ("rl_then_em", "em_then_rl"):
-        return _ORDER.get("seeds", []) if _ORDER.get("enabled") else []
-    return OSEM.get("temperature_sweep_seeds", [])
+    return _osem_seeds(OSEM, method)
 
 
 def osem_em_args(method, model, seed):
     """methods.one_shot_em.train flags of one EM run."""
-    order_steps = _ORDER.get("em_steps", OSEM["max_steps"])
-    start = osem_model(model)
-    max_steps, eval_steps = OSEM["max_steps"], OSEM["eval_steps"]
-    ts = osem_methods().get(method, OSEM["sample_temperature"])
-    if method == "rl_then_em":
-        start = work("empo", model, "grpo", f"seed{seed}", "model")
-        max_steps, eval_steps = order_steps, sorted({0, order_steps})
-    save = sorted({s for s in (order_steps, max_steps) if s <= max_steps})
-    args = dict(
-        model=start, out=work("one_shot_em", model, method, f"seed{seed}"), template=OSEM["template"],
-        sample_temperature=ts, top_p=OSEM["top_p"], loss_temperature=OSEM["loss_temperature"], lr=OSEM["lr"],
-        weight_decay=OSEM["weight_decay"], grad_clip=OSEM["grad_clip"], micro_batch=OSEM["micro_batch"],
-        grad_accum=OSEM["grad_accum"], max_steps=max_steps, max_new_tokens=OSEM["max_new_tokens"],
-        save_steps=save, eval_steps=eval_steps, eval_datasets=OSEM["eval_datasets"], data_dir=osem_data_dir(),
-        eval_protocol=OSEM["eval_protocol"], eval_limit=OSEM.get("eval_limit"), bf16=OSEM["bf16"],
-        seed=seed, threads=config["threads"], method=method, model_name=model,
-    )
-    if OSEM.get("prompt") is not None:
-        args["prompt"] = OSEM["prompt"]
-    else:
-        args["prompt_file"] = work("one_shot_em", model, "selected.json")
-    return args
+    start = work("empo", model, "grpo", f"seed{seed}", "model") if method == "rl_then_em" else osem_model(model)
+    return em_train_args(OSEM, method, model, start, seed, osem_data_dir(),
+                         work("one_shot_em", model, method, f"seed{seed}"),
+                         prompt_file=work("one_shot_em", model, "selected.json"), threads=config["threads"])
 
 
 rule osem_select:
     """Pick the one prompt from the pool by the variance of k graded samples."""
     input:
-        lambda wc: [work("nano", "model")] if OSEM["models"][wc.model] == "nano" else [],
+        lambda wc: [work("nano", "model", "model.safetensors")] if OSEM["models"][wc.model] == "nano" else [],
     output:
         work("one_shot_em", "{model}", "selected.json"),
     log:
@@ -110,6 +83,7 @@ rule osem_train:
     log:
         log_path("one_shot_em", "{model}", "{method}", "seed{seed}"),
     wildcard_constraints:
+        seed=r"\d+",
         model="[^/]+",
         method="one_shot_em|rl_then_em|em_ts[0-9.]+",
     params:
@@ -143,6 +117,7 @@ rule osem_em_then_rl:
     log:
         log_path("one_shot_em", "{model}", "em_then_rl", "seed{seed}"),
     wildcard_constraints:
+        seed=r"\d+",
         model="[^/]+",
     params:
         args=lambda wc: cli(osem_em_then_rl_args(wc.model, int(wc.seed))),
@@ -158,7 +133,7 @@ def osem_skew_model(which, model, seed):
     """(model path, input dependency) of the skewness subject ``which``."""
     if which == "base":
         path = osem_model(model)
-        return path, [work("nano", "model")] if OSEM["models"][model] == "nano" else []
+        return path, [work("nano", "model", "model.safetensors")] if OSEM["models"][model] == "nano" else []
     if which == "one_shot_em":
         ck = work("one_shot_em", model, "one_shot_em", f"seed{seed}", "checkpoints")
         return f"{ck}/step_{_ORDER.get('em_steps', OSEM['max_steps'])}", [ck]
@@ -180,6 +155,7 @@ rule osem_skewness:
     log:
         log_path("one_shot_em", "{model}", "skew", "{which}_seed{seed}"),
     wildcard_constraints:
+        seed=r"\d+",
         model="[^/]+",
         which="base|one_shot_em|grpo|em_then_rl",
     params:

@@ -1,0 +1,73 @@
+"""One-shot EM experiment plan: run names and the flags of each run (used by rules/one_shot_em.smk).
+
+Runs per model: ``one_shot_em`` (main, T_s = sample_temperature, ``seeds``), ``em_ts<T>`` (the
+sampling-temperature sweep), ``rl_then_em`` (EM from the GRPO model, order.em_steps) and
+``em_then_rl`` (GRPO from the EM checkpoint at order.em_steps; flags from the empo stage's plan).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def em_methods(cfg: dict) -> dict[str, float]:
+    """EM run name -> sampling temperature (main run first; the sweep skips the main value)."""
+    runs = {"one_shot_em": float(cfg["sample_temperature"])}
+    for t in cfg.get("temperature_sweep", []):
+        if float(t) != float(cfg["sample_temperature"]):
+            runs[f"em_ts{fmt(t)}"] = float(t)
+    return runs
+
+
+def seeds_for(cfg: dict, method: str) -> list[int]:
+    order = cfg.get("order", {})
+    if method == "one_shot_em":
+        return list(cfg["seeds"])
+    if method in ("rl_then_em", "em_then_rl"):
+        return list(order.get("seeds", [])) if order.get("enabled") else []
+    return list(cfg.get("temperature_sweep_seeds", []))
+
+
+def order_steps(cfg: dict) -> int:
+    return int(cfg.get("order", {}).get("em_steps", cfg["max_steps"]))
+
+
+def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed: int, data_dir: str,
+                  out: str, prompt_file: str | None = None, threads: int = 1) -> dict[str, Any]:
+    """Flags of ``python -m methods.one_shot_em.train`` for one run.
+
+    ``model_path`` is the starting model (for ``rl_then_em``: the GRPO model). The main runs save the
+    checkpoint at order.em_steps (the EM->RL start and the skewness subject) and at the last step.
+    """
+    methods = em_methods(cfg)
+    if method not in methods and method != "rl_then_em":
+        raise ValueError(f"one_shot_em: unknown EM method {method!r} (known: {sorted(methods)} + rl_then_em)")
+    max_steps, eval_steps = int(cfg["max_steps"]), list(cfg["eval_steps"])
+    ts = methods.get(method, float(cfg["sample_temperature"]))
+    if method == "rl_then_em":
+        max_steps = order_steps(cfg)
+        eval_steps = sorted({0, max_steps})
+    bad = [s for s in eval_steps if s > max_steps]
+    if bad:
+        raise ValueError(f"one_shot_em.eval_steps {bad} exceed max_steps={max_steps}")
+    save = sorted({s for s in (order_steps(cfg), max_steps) if s <= max_steps})
+    args: dict[str, Any] = dict(
+        model=model_path, out=out, template=cfg.get("template", "plain"), sample_temperature=ts,
+        top_p=cfg.get("top_p", 0.95), loss_temperature=cfg.get("loss_temperature", 0.5), lr=cfg.get("lr", 2e-5),
+        weight_decay=cfg.get("weight_decay", 0.01), grad_clip=cfg.get("grad_clip", 1.0),
+        micro_batch=cfg.get("micro_batch", 8), grad_accum=cfg.get("grad_accum", 8), max_steps=max_steps,
+        max_new_tokens=cfg.get("max_new_tokens", 512), save_steps=save, eval_steps=eval_steps,
+        eval_datasets=list(cfg["eval_datasets"]), data_dir=data_dir, eval_protocol=cfg.get("eval_protocol", "tiny"),
+        eval_limit=cfg.get("eval_limit"), bf16=cfg.get("bf16", False), seed=seed, threads=threads,
+        method=method, model_name=model_name,
+    )
+    if cfg.get("prompt") is not None:
+        args["prompt"] = cfg["prompt"]
+    elif prompt_file is not None:
+        args["prompt_file"] = prompt_file
+    else:
+        raise ValueError("one_shot_em: no fixed `prompt` and no selection file")
+    return args

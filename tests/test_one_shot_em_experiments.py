@@ -1,0 +1,42 @@
+"""One-shot EM experiment plan and every tier's config through the EM entry point's dry run."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from methods.one_shot_em.experiments import em_methods, em_train_args, seeds_for
+from methods.one_shot_em.train import main as em_main
+from repro.cli import to_argv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def section(tier):
+    return yaml.safe_load((ROOT / "config" / f"{tier}.yaml").read_text())["one_shot_em"]
+
+
+def test_plan():
+    cfg = dict(sample_temperature=0.5, temperature_sweep=[0.3, 0.5, 0.9], temperature_sweep_seeds=[0], seeds=[0, 1, 2],
+               max_steps=40, eval_steps=[0, 2, 5, 10, 20, 40], eval_datasets=["a"], order={"enabled": True, "em_steps": 10, "seeds": [0]})
+    assert em_methods(cfg) == {"one_shot_em": 0.5, "em_ts0.3": 0.3, "em_ts0.9": 0.9}
+    assert seeds_for(cfg, "one_shot_em") == [0, 1, 2] and seeds_for(cfg, "rl_then_em") == [0]
+    a = em_train_args(cfg, "em_ts0.9", "nano", "M", 0, "D", "O", prompt_file="sel.json")
+    assert a["sample_temperature"] == 0.9 and a["save_steps"] == [10, 40] and a["prompt_file"] == "sel.json"
+    r = em_train_args(cfg, "rl_then_em", "nano", "GRPO", 0, "D", "O", prompt_file="sel.json")
+    assert r["max_steps"] == 10 and r["eval_steps"] == [0, 10] and r["model"] == "GRPO"
+    with pytest.raises(ValueError, match="eval_steps"):
+        em_train_args({**cfg, "max_steps": 5}, "one_shot_em", "nano", "M", 0, "D", "O", prompt_file="s")
+
+
+@pytest.mark.parametrize("tier", ["config", "ci", "paper"])
+def test_every_tier_dry_runs(tier, capsys):
+    cfg = section(tier)
+    for method in list(em_methods(cfg)):
+        args = em_train_args(cfg, method, next(iter(cfg["models"])), "M", 0, "D", "O", prompt_file="sel.json")
+        em_main(to_argv(args) + ["--dry-run", "true"])
+        plan = json.loads(capsys.readouterr().out)
+    if tier == "paper":
+        assert plan["effective_batch"] == 64 and plan["lr"] == 2e-5 and plan["max_steps"] == 10
+        assert plan["sample_temperature"] == 0.5 == plan["loss_temperature"] and plan["max_new_tokens"] == 512
+        assert plan["bf16"] is True and plan["prompt"].endswith("32 pounds.") and plan["prompt_file"] is None
