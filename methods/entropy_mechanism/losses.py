@@ -61,7 +61,7 @@ def _check(logp: torch.Tensor, old_logp: torch.Tensor | None, advantages: torch.
     n_valid = int(valid.sum())
     if n_valid:
         for what, t in (("advantages", adv), ("logp", logp), ("old_logp", old_logp)):
-            if t is not None and not bool(torch.isfinite(t.detach()[valid]).all()):
+            if t is not None and not bool((torch.isfinite(t.detach()) | ~valid).all()):
                 raise ValueError(f"{name}: {what} has non-finite values (NaN/inf) on valid (mask=1) tokens")
     return adv, maskf, n_valid
 
@@ -97,11 +97,7 @@ def token_covariance(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.T
     adv, maskf, n_valid = _check(logp, None, advantages, mask, "token_covariance")
     if n_valid == 0:
         return torch.zeros_like(logp, dtype=logp.dtype).detach()
-    lp = _masked(logp.detach(), maskf)
-    adv = _masked(adv.detach(), maskf)
-    lp_mean = lp.sum() / n_valid
-    adv_mean = adv.sum() / n_valid
-    return _masked((adv - adv_mean) * (lp - lp_mean), maskf)
+    return _cov(logp.detach(), adv.detach(), maskf, n_valid)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -184,18 +180,29 @@ def clip_cov_select(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torc
     if cov_lb >= cov_ub:
         raise ValueError(f"clip_cov: need cov_lb < cov_ub, got cov_lb={cov_lb}, cov_ub={cov_ub}")
     adv, maskf, n_valid = _check(logp, old_logp, advantages, mask, "clip_cov_select")
-    selected = torch.zeros(logp.shape, dtype=torch.bool, device=logp.device)
     if n_valid == 0:
-        return selected
+        return torch.zeros(logp.shape, dtype=torch.bool, device=logp.device)
     with torch.no_grad():
-        cov = token_covariance(logp, advantages, mask)
+        cov = _cov(logp.detach(), adv, maskf, n_valid)
         _, clipped = _ppo_clipped(logp.detach(), old_logp, adv, eps_low, eps_high)
-        cand = maskf.bool() & ~clipped & (cov > cov_lb) & (cov < cov_ub)
-        idx = cand.flatten().nonzero().squeeze(1)
-        n = min(max(1, math.floor(clip_ratio * n_valid)), idx.numel())
-        if n > 0:
-            pick = torch.randperm(idx.numel(), generator=generator, device="cpu")[:n].to(idx.device)
-            selected.view(-1)[idx[pick]] = True
+        return _clip_cov_pick(cov, clipped, maskf, n_valid, clip_ratio, cov_lb, cov_ub, generator)
+
+
+def _cov(logp: torch.Tensor, adv: torch.Tensor, maskf: torch.Tensor, n_valid: int) -> torch.Tensor:
+    """token_covariance on already-checked (B, T) inputs (logp detached, adv broadcast)."""
+    lp = _masked(logp, maskf)
+    a = _masked(adv, maskf)
+    return _masked((a - a.sum() / n_valid) * (lp - lp.sum() / n_valid), maskf)
+
+
+def _clip_cov_pick(cov, clipped, maskf, n_valid, clip_ratio, cov_lb, cov_ub, generator) -> torch.Tensor:
+    selected = torch.zeros(cov.shape, dtype=torch.bool, device=cov.device)
+    cand = maskf.bool() & ~clipped & (cov > cov_lb) & (cov < cov_ub)
+    idx = cand.flatten().nonzero().squeeze(1)
+    n = min(max(1, math.floor(clip_ratio * n_valid)), idx.numel())
+    if n > 0:
+        pick = torch.randperm(idx.numel(), generator=generator, device="cpu")[:n].to(idx.device)
+        selected.view(-1)[idx[pick]] = True
     return selected
 
 
@@ -213,15 +220,20 @@ def clip_cov_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
     Returns: (loss, metrics: ``n_selected``, ``frac_selected``, ``clip_frac``, ``cov_mean``, ``logratio_abs_mean``).
     """
     keys = ("n_selected", "frac_selected", "clip_frac", "cov_mean", "logratio_abs_mean")
+    if not 0.0 <= clip_ratio <= 1.0:
+        raise ValueError(f"clip_cov: clip_ratio must be in [0, 1], got {clip_ratio}")
+    if cov_lb >= cov_ub:
+        raise ValueError(f"clip_cov: need cov_lb < cov_ub, got cov_lb={cov_lb}, cov_ub={cov_ub}")
     adv, maskf, n_valid = _check(logp, old_logp, advantages, mask, "clip_cov_loss")
-    if selected is None:
-        selected = clip_cov_select(logp, old_logp, advantages, mask, clip_ratio, cov_lb, cov_ub,
-                                   eps_low, eps_high, generator)
-    elif selected.shape != logp.shape:
+    if selected is not None and selected.shape != logp.shape:
         raise ValueError(f"clip_cov_loss: selected shape {tuple(selected.shape)} != logp shape {tuple(logp.shape)}")
     if n_valid == 0:
         return _zero(logp, keys)
     per, clipped = _ppo_clipped(logp, old_logp, adv, eps_low, eps_high)
+    with torch.no_grad():
+        cov = _cov(logp.detach(), adv, maskf, n_valid)
+        if selected is None:
+            selected = _clip_cov_pick(cov, clipped, maskf, n_valid, clip_ratio, cov_lb, cov_ub, generator)
     keep = maskf * (~selected.bool()).to(logp.dtype)
     loss = _masked(per, keep).sum() / n_valid
     with torch.no_grad():
@@ -230,7 +242,7 @@ def clip_cov_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
             "n_selected": n_sel,
             "frac_selected": n_sel / n_valid,
             "clip_frac": (clipped.to(logp.dtype) * maskf).sum() / n_valid,
-            "cov_mean": token_covariance(logp, advantages, mask).sum() / n_valid,
+            "cov_mean": cov.sum() / n_valid,
             "logratio_abs_mean": _masked((logp - old_logp).detach().abs(), maskf).sum() / n_valid,
         }
     return loss, metrics
@@ -248,16 +260,18 @@ def kl_cov_select(logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tens
     """
     if not 0.0 <= k_ratio <= 1.0:
         raise ValueError(f"kl_cov: k_ratio must be a fraction in [0, 1], got {k_ratio}")
-    _, maskf, n_valid = _check(logp, None, advantages, mask, "kl_cov_select")
-    selected = torch.zeros(logp.shape, dtype=torch.bool, device=logp.device)
+    adv, maskf, n_valid = _check(logp, None, advantages, mask, "kl_cov_select")
     if n_valid == 0:
-        return selected
+        return torch.zeros(logp.shape, dtype=torch.bool, device=logp.device)
     with torch.no_grad():
-        cov = token_covariance(logp, advantages, mask)
-        score = torch.where(maskf.bool(), cov, torch.full_like(cov, -math.inf)).flatten()
-        n = min(max(1, math.floor(k_ratio * n_valid)), n_valid)
-        top = torch.topk(score, n).indices
-        selected.view(-1)[top] = True
+        return _kl_cov_pick(_cov(logp.detach(), adv, maskf, n_valid), maskf, n_valid, k_ratio)
+
+
+def _kl_cov_pick(cov, maskf, n_valid, k_ratio) -> torch.Tensor:
+    selected = torch.zeros(cov.shape, dtype=torch.bool, device=cov.device)
+    score = torch.where(maskf.bool(), cov, torch.full_like(cov, -math.inf)).flatten()
+    n = min(max(1, math.floor(k_ratio * n_valid)), n_valid)
+    selected.view(-1)[torch.topk(score, n).indices] = True
     return selected
 
 
@@ -277,13 +291,17 @@ def kl_cov_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
     keys = ("n_selected", "frac_selected", "cov_mean", "logratio_abs_mean", "kl_penalty")
     if kl_coef < 0:
         raise ValueError(f"kl_cov: kl_coef must be >= 0, got {kl_coef}")
+    if not 0.0 <= k_ratio <= 1.0:
+        raise ValueError(f"kl_cov: k_ratio must be a fraction in [0, 1], got {k_ratio}")
     adv, maskf, n_valid = _check(logp, old_logp, advantages, mask, "kl_cov_loss")
-    if selected is None:
-        selected = kl_cov_select(logp, advantages, mask, k_ratio)
-    elif selected.shape != logp.shape:
+    if selected is not None and selected.shape != logp.shape:
         raise ValueError(f"kl_cov_loss: selected shape {tuple(selected.shape)} != logp shape {tuple(logp.shape)}")
     if n_valid == 0:
         return _zero(logp, keys)
+    with torch.no_grad():
+        cov = _cov(logp.detach(), adv, maskf, n_valid)
+        if selected is None:
+            selected = _kl_cov_pick(cov, maskf, n_valid, k_ratio)
     log_ratio = logp - old_logp.detach()
     selm = (selected.bool() & maskf.bool()).to(logp.dtype)
     pg = _token_mean(-adv * torch.exp(log_ratio), maskf, n_valid)
@@ -293,7 +311,7 @@ def kl_cov_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
         metrics = {
             "n_selected": n_sel,
             "frac_selected": n_sel / n_valid,
-            "cov_mean": token_covariance(logp, advantages, mask).sum() / n_valid,
+            "cov_mean": cov.sum() / n_valid,
             "logratio_abs_mean": _masked(log_ratio.detach().abs(), maskf).sum() / n_valid,
             "kl_penalty": penalty.detach(),
         }
