@@ -243,3 +243,77 @@ def test_temperature_parsed_from_method_names():
     assert method_temperature("one_shot_em_t0.5") == 0.5
     assert method_temperature("em_temp0p9") == 0.9
     assert method_temperature("one_shot_em") is None and method_temperature("em_then_rl") is None
+
+
+def test_seed_statistics_table_equals_recomputation(built):
+    md, _ = built
+    notes = yaml.safe_load((ROOT / "repro/report/templates/notes.yaml").read_text())["papers"]
+    checked = 0
+    for name in ["entropy_mechanism", "empo", "ppl"]:
+        fin = pd.read_csv(FIX / f"{name}.csv").query("step == -1")
+        (header, rows), = md_tables(subsection(section(md, "## " + notes[name]["title"]), "### Seed statistics"))
+        assert header[:7] == ["method", "model", "dataset", "metric", "seeds", "mean", "IQM"]
+        for method, model, dataset, metric_label, n, mean, iqm, ci, iqm_ci in rows:
+            metric = metric_label.split(" (")[0]
+            g = fin[(fin.method == method) & (fin.model == model) & (fin.metric == metric)]
+            if dataset.startswith("all "):  # pooled over datasets, bootstrap stratified by dataset
+                strata = [seed_vals(g[g.dataset == d]) for d in sorted(g.dataset.unique())]
+            else:
+                strata = [seed_vals(g[g.dataset == dataset])]
+            pooled = np.concatenate(strata)
+            assert int(n) == min(map(len, strata))
+            assert mean == f"{pooled.mean() * 100:.1f}"
+            assert iqm == f"{stats.iqm(strata) * 100:.1f}"
+            lo, hi = stats.stratified_bootstrap_ci(strata, "mean", REPS, CONF, SEED)
+            qlo, qhi = stats.stratified_bootstrap_ci(strata, "iqm", REPS, CONF, SEED)
+            assert ci == f"[{lo * 100:.1f}, {hi * 100:.1f}]" and iqm_ci == f"[{qlo * 100:.1f}, {qhi * 100:.1f}]"
+            checked += 1
+    assert checked >= 40
+
+
+def test_observations_quote_the_table(built):
+    md, _ = built
+    fin = pd.read_csv(FIX / "entropy_mechanism.csv").query("step == -1")
+    for method in ["grpo", "kl_cov"]:
+        h0 = fin.query("method == @method and metric == 'entropy_initial'")["value"].mean()
+        h1 = fin.query("method == @method and metric == 'entropy_final'")["value"].mean()
+        assert f"`{method}`: entropy {h0:.4g} → {h1:.4g} nats/token (final / initial = {h1 / h0:.2f}" in md
+    law = fin.query("method == 'grpo' and metric.str.startswith('law_')").set_index("metric")["value"]
+    assert f"a = {law['law_a']:.4g}, b = {law['law_b']:.4g}, ceiling = {law['law_ceiling']:.4g}" in md
+    ppl = pd.read_csv(FIX / "ppl.csv").query("step == -1 and metric == 'success'")
+    het = ppl[ppl.dataset.str.endswith("/heterogeneous")].groupby("method")["value"].mean()
+    assert f"`ppl` {het['ppl'] * 100:.1f}" in md and f"PPL ≥ CPL: {'yes' if het['ppl'] >= het['cpl'] else 'no'}" in md
+
+
+def test_wall_times_from_snakemake_benchmark_files(tmp_path):
+    from repro.report.tables import read_wall_times
+
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    header = "s\th:m:s\tmax_rss\n"
+    (bench / "ppl.seed0.tsv").write_text(header + "60.5\t0:01:00\t100\n")
+    (bench / "ppl.seed1.tsv").write_text(header + "39.5\t0:00:39\t100\n")
+    (bench / "nano.tsv").write_text(header + "600\t0:10:00\t100\n")
+    assert read_wall_times(bench) == {"nano": 600.0, "ppl": 100.0}
+    bad = tmp_path / "w.yaml"
+    bad.write_text("nano: soon\n")
+    with pytest.raises(TableError, match="nano"):
+        read_wall_times(bad)
+
+
+def test_degrades_on_empty_tables_nan_values_and_missing_provenance(tmp_path):
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "empo.csv").write_text((FIX / "empo.csv").read_text().splitlines()[0] + "\n")  # header only
+    df = pd.read_csv(FIX / "entropy_mechanism.csv")
+    df.loc[(df.metric == "acc_greedy") & (df.method == "kl_cov"), "value"] = np.nan  # a metric that failed
+    df.loc[:, ["started", "finished"]] = ""  # no timestamps
+    df.to_csv(res / "entropy_mechanism.csv", index=False)
+    md = _build(res, tmp_path / "out" / "v1").read_text()
+    assert "**no rows** — `empo.csv`" in md
+    em = section(md, "## The Entropy Mechanism")
+    (header, rows), = md_tables(subsection(em, "### Ours"))
+    assert ["kl_cov", "–", "–", "–"] in rows
+    (header, rows), = md_tables(subsection(em, "### Direction"))
+    assert "kl_cov" not in [r[0] for r in rows] and "nan" not in md
+    assert "| entropy_mechanism | ? | no timestamps | – |" in md

@@ -233,6 +233,7 @@ class Builder:
         """Our difference to the baseline method next to the paper's (avg column), in points."""
         paper = Paper(self.paper_tables.get(name))
         f = final_rows(df, metric)
+        f = f[np.isfinite(f["value"].to_numpy(dtype=float))]
         if f.empty or baseline not in set(f["method"]):
             return f"_No final `{metric}` rows of the baseline `{baseline}`: no effect table._\n"
         datasets = sorted(f["dataset"].unique())
@@ -429,8 +430,9 @@ class Builder:
         title = self.notes["papers"][name]["title"]
         df = self.tables.get(name)
         lines = [f"## {title}", ""]
-        if df is None:
-            lines.append(NOT_RUN.format(table=name, results=self.cfg.results))
+        if df is None or df.empty:
+            lines.append(NOT_RUN.format(table=name, results=self.cfg.results) if df is None else
+                         f"**no rows** — `{name}.csv` in `{self.cfg.results}` is empty.")
             lines.append("")
             lines.append("### The paper's numbers\n")
             lines.append(self.paper_table(name))
@@ -466,8 +468,9 @@ class Builder:
     def nano_section(self) -> str:
         df = self.tables.get("nano")
         lines = ["## The nano testbed (base model of the LLM stages)", ""]
-        if df is None:
-            lines.append(NOT_RUN.format(table="nano", results=self.cfg.results))
+        if df is None or df.empty:
+            lines.append(NOT_RUN.format(table="nano", results=self.cfg.results) if df is None else
+                         f"**no rows** — `nano.csv` in `{self.cfg.results}` is empty.")
             return "\n".join(lines) + "\n"
         lines.append("The ~1M-parameter model every CPU-tier LLM stage starts from, evaluated before any RL "
                      "(greedy = `acc_greedy`; 8 samples at T = 1: `acc_t1`, `pass@8_t1`, `maj@8_t1`, "

@@ -50,7 +50,7 @@ def fmt(metric: str, value: float | None) -> str:
 
 def fmt_delta(metric: str, value: float | None) -> str:
     """Signed difference in display units (percentage points for percent metrics)."""
-    if value is None:
+    if value is None or math.isnan(value):
         return "–"
     v = display(metric, value)
     return f"{v:+.1f}" if is_percent(metric) else f"{v:+.4g}"

@@ -49,6 +49,9 @@ def load_table(path: str | Path) -> pd.DataFrame:
             if col == "seed" and raw.strip() in ("", "None", "null"):
                 vals.append(-1)  # a run without a seed (e.g. a deterministic evaluation)
                 continue
+            if col == "value" and raw.strip() in ("", "None", "null"):
+                vals.append(float("nan"))  # a metric that could not be computed: printed as "–"
+                continue
             try:
                 vals.append(conv(float(raw)) if conv is int else conv(raw))
             except (TypeError, ValueError):
@@ -91,15 +94,17 @@ def final_rows(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def seed_values(df: pd.DataFrame) -> np.ndarray:
     """Values ordered by seed; one value per seed (duplicates of a seed are averaged)."""
-    g = df.groupby("seed")["value"].mean().sort_index()
+    finite = df[np.isfinite(df["value"].to_numpy(dtype=float))]  # a NaN value (a failed metric) is "no value"
+    g = finite.groupby("seed")["value"].mean().sort_index()
     return g.to_numpy(dtype=float)
 
 
 def summarize_cell(df: pd.DataFrame, st: StatsSettings) -> stats.Summary | None:
     """Seed summary of one (method, model, dataset, metric) cell of final rows."""
-    if df.empty:
+    vals = seed_values(df)
+    if vals.size == 0:
         return None
-    return stats.summarize(seed_values(df), st.reps, st.confidence, st.seed)
+    return stats.summarize(vals, st.reps, st.confidence, st.seed)
 
 
 def summarize_macro(df: pd.DataFrame, datasets: list[str], st: StatsSettings) -> stats.Summary | None:
