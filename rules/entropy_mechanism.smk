@@ -5,8 +5,9 @@
 #                      train_log.jsonl (per step: entropy, cov, fraction selected/clipped, |log-ratio|,
 #                      reward, length, val acc) + metrics.json (curves, entropy_initial/final, final eval)
 #   law/<method>       python -m methods.entropy_mechanism.fit_law over that method's seeds
+from methods.entropy_mechanism import experiments as em_plan
+
 EM = config["entropy_mechanism"]
-_EM_LOSS_KEYS = ("eps_low", "eps_high", "clip_ratio", "cov_lb", "cov_ub", "k_ratio", "kl_coef")
 
 
 def em_model(name):
@@ -30,34 +31,8 @@ def em_local_inputs(wc):
 
 
 def em_train_args(method, model, seed):
-    """train_rl flags of one run: the shared budget, the model's overrides, the method's loss options."""
-    ddir = em_data_dir()
-    over = EM.get("model_overrides", {}).get(model, {})
-    train = {**EM["train"], **over.get("train", {})}
-    spec = {**EM["methods"][method], **over.get("methods", {}).get(method, {})}
-    data = EM["train_data"]
-    args = dict(
-        model=em_model(model), template=EM["template"],
-        train_data=data if data.startswith("hub:") else f"{ddir}/{data}.jsonl",
-        train_limit=EM.get("train_limit"), policy_loss=spec["policy_loss"], reward="verifiable",
-        **train,
-        val_data=f"{ddir}/{EM['val_split']}.jsonl",
-        eval_datasets=EM["eval"]["datasets"], eval_data_dir=ddir, eval_protocol=EM["eval"]["protocol"],
-        eval_limit=EM["eval"].get("limit"),
-        paper="entropy_mechanism", method=method, model_name=model, seed=seed, threads=config["threads"],
-        out=work("entropy_mechanism", model, method, f"seed{seed}"),
-    )
-    for key in _EM_LOSS_KEYS:
-        if spec.get(key) is not None:
-            args[key] = spec[key]
-    return args
-
-
-def em_launcher():
-    if EM.get("launcher", "python") == "accelerate":
-        return (f"accelerate launch --config_file {EM['accelerate_config']} "
-                f"--num_processes {EM.get('num_processes', 1)} -m methods.engine.train_rl")
-    return "python -m methods.engine.train_rl"
+    return em_plan.train_rl_args(EM, method, model, em_model(model), seed, em_data_dir(),
+                                 work("entropy_mechanism", model, method, f"seed{seed}"), config["threads"])
 
 
 rule em_train:
@@ -75,7 +50,7 @@ rule em_train:
         log_path("entropy_mechanism", "{model}", "{method}", "seed{seed}"),
     params:
         args=lambda wc: cli(em_train_args(wc.method, wc.model, int(wc.seed))),
-        launcher=em_launcher(),
+        launcher=em_plan.launcher(EM),
     threads: config["threads"]
     resources:
         gpu=lambda wc: gpus("entropy_mechanism"),
@@ -124,8 +99,7 @@ rule em_bench:
 
 
 ENTROPY_MECHANISM_RUNS = (
-    [work("entropy_mechanism", m, meth, f"seed{s}", "metrics.json")
-     for m in EM["models"] for meth in EM["methods"] for s in EM["seeds"]]
+    [f"{d}/metrics.json" for _m, _meth, _s, d in em_plan.run_dirs(EM, work)]
     + [work("entropy_mechanism", m, "law", meth, "metrics.json")
-       for m in EM["models"] for meth in EM["law"]["methods"]]
+       for m in EM["models"] for meth in em_plan.law_methods(EM)]
 )

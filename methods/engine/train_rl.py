@@ -366,7 +366,8 @@ def final_eval(model, tokenizer, args: TrainRLArgs, method: str) -> list[dict]:
     model.eval()
     import inspect
 
-    wanted = dict(seed=args.seed, max_new_tokens=args.max_completion_length, batch_size=args.eval_batch_size)
+    wanted = dict(seed=args.seed, max_new_tokens=args.max_completion_length, batch_size=args.eval_batch_size,
+                  backend="vllm" if args.use_vllm else "hf", grade_workers=None if args.use_vllm else 0)
     accepted = inspect.signature(evaluate_model).parameters
     extra = {k: v for k, v in wanted.items() if k in accepted}
     metrics, samples = evaluate_model(model, tokenizer, data, protocol=args.eval_protocol, template=args.template,
