@@ -317,3 +317,13 @@ def test_degrades_on_empty_tables_nan_values_and_missing_provenance(tmp_path):
     (header, rows), = md_tables(subsection(em, "### Direction"))
     assert "kl_cov" not in [r[0] for r in rows] and not re.search(r"\bnan\b", md, re.I)
     assert "| entropy_mechanism | ? | no timestamps | – |" in md
+
+
+def test_overall_wall_time_from_all_runs(built):
+    md, _ = built
+    frames = [pd.read_csv(FIX / f"{t}.csv", parse_dates=["started", "finished"]) for t in
+              ("nano", "entropy_mechanism", "empo", "one_shot_em", "ppl")]
+    allrows = pd.concat(frames)
+    span = (allrows.finished.max() - allrows.started.min()).total_seconds() / 60
+    assert f"**{span:.1f} min**" in md
+    assert ("within" if span <= 30 else "over") + " the 30-minute goal" in md

@@ -510,6 +510,18 @@ class Builder:
             lines.append("Wall time per stage, from the runs' `started`/`finished` columns (minutes; *sum* adds the "
                          "runs' durations, *span* is first start to last finish):\n")
             lines.append(md_table(["stage", "runs", "sum of runs (min)", "span (min)"], srows) + "\n")
+            ov = prov.get("overall")
+            if ov is not None:
+                timed = {k: v for k, v in prov["stages"].items() if v}
+                top = max(timed.items(), key=lambda kv: kv[1]["run_seconds"])
+                goal = ""
+                if self.cfg.tier == "tiny":
+                    goal = (" — " + ("within" if ov["span_seconds"] <= 30 * 60 else "over")
+                            + " the 30-minute goal of the tiny tier")
+                lines.append(f"All runs together: first start {ov['first_start']}, last finish {ov['last_finish']}: "
+                             f"**{ov['span_seconds'] / 60:.1f} min** (the reproduction's wall time without data "
+                             f"preparation, table collection and workflow overhead){goal}; the largest stage is "
+                             f"`{top[0]}` ({top[1]['run_seconds'] / 60:.1f} min of run time).\n")
         if self.cfg.wall_times:
             wt = read_wall_times(self.cfg.wall_times)
             total = wt.pop("total", None)

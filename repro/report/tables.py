@@ -158,7 +158,13 @@ def provenance(tables: dict[str, pd.DataFrame | None]) -> dict:
             "first_start": runs["started"].min().isoformat(),
             "last_finish": runs["finished"].max().isoformat(),
         }
+    timed = allrows.dropna(subset=["started", "finished"])
+    overall = None
+    if not timed.empty:
+        overall = {"first_start": timed["started"].min().isoformat(), "last_finish": timed["finished"].max().isoformat(),
+                   "span_seconds": float((timed["finished"].max() - timed["started"].min()).total_seconds())}
     return {
+        "overall": overall,
         "commits": _unique(allrows["commit"]),
         "dirty": bool(allrows["dirty"].any()),
         "config_hashes": _unique(allrows["config_hash"]),
