@@ -104,3 +104,39 @@ def test_em_evaluates_listed_steps(tiny_model_dir, tmp_path):
     assert all(r["method"] == "one_shot_em" and r["paper"] == "one_shot_em" for r in rows)
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["step"] for s in samples} == {0, 2}
+
+
+def _toy_data(dirpath, name, n=3, answers=True):
+    dirpath.mkdir(exist_ok=True)
+    (dirpath / f"{name}.jsonl").write_text("".join(
+        json.dumps({"id": f"{name}-{i}", "source": name, "problem": f"Compute {i} + 1.",
+                    "answer": str(i + 1) if answers else None}) + "\n" for i in range(n)))
+    return dirpath
+
+
+def test_select_and_skewness_entry_points(tiny_model_dir, tmp_path):
+    pytest.importorskip("benchmarks.math.generation")
+    from methods.one_shot_em.select import main as select_main
+    from methods.one_shot_em.skewness import main as skew_main
+
+    data = _toy_data(tmp_path / "d", "pool", answers=False)
+    out = tmp_path / "sel" / "selected.json"
+    select_main(["--model", str(tiny_model_dir), "--out", str(out), "--data-dir", str(data), "--pool", "pool",
+                 "--k", "2", "--max-new-tokens", "6", "--labels", "arith_oracle"])
+    chosen = json.loads(out.read_text())
+    assert chosen["problem"].startswith("Compute") and chosen["answer"] == arith_oracle_answer(chosen["problem"])
+    ranking = [json.loads(x) for x in (tmp_path / "sel" / "selected_ranking.jsonl").read_text().splitlines()]
+    assert len(ranking) == 3 and ranking[0]["score"] == max(r["score"] for r in ranking)
+    with pytest.raises(ValueError, match="no 'answer'"):
+        select_main(["--model", str(tiny_model_dir), "--out", str(out), "--data-dir", str(data), "--pool", "pool",
+                     "--k", "2", "--max-new-tokens", "6", "--labels", "column"])
+
+    _toy_data(data, "test")
+    skew_dir = tmp_path / "skew"
+    skew_main(["--model", str(tiny_model_dir), "--out", str(skew_dir), "--data-dir", str(data), "--dataset", "test",
+               "--n-prompts", "2", "--max-new-tokens", "5", "--method", "base"])
+    rows = json.loads((skew_dir / "metrics.json").read_text())["rows"]
+    assert [r["metric"] for r in rows] == ["logit_skewness"] and np.isfinite(rows[0]["value"])
+    steps = [json.loads(x) for x in (skew_dir / "skew_steps.jsonl").read_text().splitlines()]
+    assert len(steps) == 2 and all(1 <= s["steps"] <= 5 and len(s["skew"]) == s["steps"] for s in steps)
+    assert rows[0]["value"] == pytest.approx(np.mean([s["mean_skew"] for s in steps]))

@@ -17,7 +17,7 @@ import operator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["SelectArgs", "arith_oracle_answer", "select", "main"]
+__all__ = ["SelectArgs", "arith_oracle_answer", "read_pool", "select", "main"]
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
@@ -43,6 +43,33 @@ def arith_oracle_answer(problem: str) -> str:
         raise ValueError(f"unsupported syntax in arith problem: {problem!r}")
 
     return str(ev(ast.parse(expr, mode="eval")))
+
+
+def read_pool(path: Path, limit: int | None = None) -> list[dict]:
+    """Rows of an (unlabeled) pool JSONL: ``problem`` required, ``answer`` may be null.
+
+    (benchmarks.math.datasets.load_problems insists on an answer, which the unlabeled split lacks.)
+    """
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the selection pool ({e})") from e
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj.get("problem"), str) or not obj["problem"].strip():
+            raise ValueError(f"{path}:{i}: missing or empty 'problem'")
+        rows.append(obj)
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise ValueError(f"{path}: empty selection pool")
+    return rows
 
 
 @dataclass
@@ -80,7 +107,6 @@ def select(args: SelectArgs) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from benchmarks.math.datasets import load_problems
     from benchmarks.math.generation import Sampling, generate
     from benchmarks.math.grading import grade_many
     from benchmarks.math.prompts import build_prompt
@@ -89,7 +115,7 @@ def select(args: SelectArgs) -> dict:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    rows = load_problems(args.pool, source="local", local_dir=args.data_dir, limit=args.pool_limit)
+    rows = read_pool(Path(args.data_dir or ".") / f"{args.pool}.jsonl", args.pool_limit)
     pool = []
     for i, r in enumerate(rows):
         r = dict(r)

@@ -55,6 +55,7 @@ class EMArgs:
     eval_batch_size: int = 64  # prompts per generate() call during evaluation
     eval_max_new_tokens: int | None = None  # override the protocol's generation budget (None = protocol's)
     bf16: bool = False  # bfloat16 weights/autocast (GPU tier)
+    gradient_checkpointing: bool = False  # activation checkpointing (large models)
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0  # seed for sampling and everything else
     threads: int = 1  # torch CPU threads
@@ -176,6 +177,8 @@ def train(args: EMArgs) -> Path:
     dtype = torch.bfloat16 if args.bf16 else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     model.train()
     problem = load_prompt(args)
     prompt_text = build_prompt(problem, args.template, tokenizer)
