@@ -234,16 +234,18 @@ class EvalArgs:
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
 
 
-def _load_hf(model: str, dtype: str, device: str):
+def load_model(model: str, dtype: str, device: str):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from benchmarks.math.generation import load_tokenizer
 
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
                    "float16": torch.float16}.get(dtype)
     if torch_dtype is None:
         raise ValueError(f"--dtype: unknown dtype {dtype!r} (auto | float32 | bfloat16 | float16)")
-    tok = AutoTokenizer.from_pretrained(model)
+    tok = load_tokenizer(model)
     mdl = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(dev)
     mdl.eval()
     return mdl, tok
@@ -278,11 +280,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         raise SystemExit(f"--backend: unknown backend {args.backend!r} (hf | vllm)")
     data = {name: load_problems(name, args.source, args.data_dir, limit=args.limit) for name in args.datasets}
     if args.backend == "hf":
-        model, tok = _load_hf(args.model, args.dtype, args.device)
+        model, tok = load_model(args.model, args.dtype, args.device)
     else:
-        from transformers import AutoTokenizer
+        from benchmarks.math.generation import load_tokenizer
 
-        tok, model = AutoTokenizer.from_pretrained(args.model), args.model
+        tok, model = load_tokenizer(args.model), args.model
     metrics, samples = evaluate_model(
         model, tok, data, proto, args.template, backend=args.backend, batch_size=args.batch_size,
         seed=args.seed, max_new_tokens=args.max_new_tokens, grade_workers=args.grade_workers,

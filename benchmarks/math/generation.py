@@ -19,7 +19,35 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["Sampling", "Completion", "generate", "generate_hf", "generate_vllm", "token_entropy"]
+__all__ = ["Sampling", "Completion", "generate", "generate_hf", "generate_vllm", "token_entropy", "load_tokenizer"]
+
+
+def load_tokenizer(path_or_id: str):
+    """``AutoTokenizer.from_pretrained``, except for locally saved generic fast tokenizers.
+
+    transformers 5 maps a directory whose config.json says ``model_type: qwen2`` to
+    ``Qwen2Tokenizer`` even when tokenizer_config.json declares the generic
+    ``TokenizersBackend`` / ``PreTrainedTokenizerFast`` (qwen2 is in
+    ``MODELS_WITH_INCORRECT_HUB_TOKENIZER_CLASS``); Qwen2Tokenizer then re-tokenizes with its own
+    byte-level pre-tokenizer and silently changes the ids of a custom (e.g. the nano model's
+    character-level) tokenizer. Such directories are loaded with ``TokenizersBackend`` directly.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    cfg = Path(path_or_id) / "tokenizer_config.json"
+    if cfg.is_file():
+        try:
+            declared = json.loads(cfg.read_text()).get("tokenizer_class")
+        except (OSError, json.JSONDecodeError):
+            declared = None
+        if declared in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+            from transformers import PreTrainedTokenizerFast
+
+            return PreTrainedTokenizerFast.from_pretrained(path_or_id)
+    return AutoTokenizer.from_pretrained(path_or_id)
 
 
 @dataclass
@@ -56,6 +84,7 @@ class Completion:
     num_tokens: int  # generated tokens, including the EOS token when one was produced
     mean_entropy: float | None = None  # mean per-token entropy (nats) of the sampling distribution
     finish_reason: str = "stop"  # "stop" (EOS / stop string) or "length" (hit max_new_tokens)
+    token_ids: list[int] = field(default_factory=list)  # the generated ids (hf backend; vllm too)
 
 
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -178,13 +207,15 @@ def generate_hf(
                     mean_ent = float(ent[row, :length].mean())
                 done = hit_eos or hit_stop or length < sampling.max_new_tokens
                 finish = "stop" if done else "length"
-                comp = Completion(text=text, num_tokens=length, mean_entropy=mean_ent, finish_reason=finish)
+                comp = Completion(text=text, num_tokens=length, mean_entropy=mean_ent, finish_reason=finish,
+                                  token_ids=toks[:length])
                 prompt_idx = row // n_return
                 if row % n_return == 0:
                     out.append([])
                 if sampling.greedy:
                     out[start + prompt_idx].extend(
-                        Completion(comp.text, comp.num_tokens, comp.mean_entropy, comp.finish_reason)
+                        Completion(comp.text, comp.num_tokens, comp.mean_entropy, comp.finish_reason,
+                                   list(comp.token_ids))
                         for _ in range(sampling.n)
                     )
                 else:
@@ -242,6 +273,7 @@ def generate_vllm(
                     num_tokens=len(o.token_ids),
                     mean_entropy=None,
                     finish_reason="length" if o.finish_reason == "length" else "stop",
+                    token_ids=list(o.token_ids),
                 )
                 for o in res.outputs
             ]
