@@ -30,6 +30,7 @@ __all__ = [
     "read_jsonl",
     "write_jsonl",
     "from_hub",
+    "parse_hub_id",
 ]
 
 REQUIRED_KEYS = ("id", "source", "problem", "answer")
@@ -128,7 +129,7 @@ def write_jsonl(rows: Iterable[dict], path: str | os.PathLike) -> Path:
 # --------------------------------------------------------------------------------------------
 # Hugging Face Hub
 # --------------------------------------------------------------------------------------------
-def _parse_hub_id(hub_id: str) -> HubSpec:
+def parse_hub_id(hub_id: str) -> HubSpec:
     """``owner/name[:config][@split]`` -> HubSpec with guessed columns."""
     split = "test"
     if "@" in hub_id:
@@ -190,6 +191,9 @@ def from_hub(name: str, spec: HubSpec, limit: int | None = None) -> list[dict]:
     return rows
 
 
+_parse_hub_id = parse_hub_id  # older name, used by methods.engine.train_rl
+
+
 # --------------------------------------------------------------------------------------------
 # The one entry point
 # --------------------------------------------------------------------------------------------
@@ -221,7 +225,7 @@ def load_problems(
             tried.append(f"local: {path} does not exist")
         if source == "local":
             raise DatasetError(f"cannot load dataset {name!r}: " + "; ".join(tried))
-    spec = _parse_hub_id(hub_id) if hub_id else HUB_SOURCES.get(name)
+    spec = parse_hub_id(hub_id) if hub_id else HUB_SOURCES.get(name)
     if spec is None:
         tried.append(f"hub: no hub id for {name!r} (known: {sorted(HUB_SOURCES)}; pass hub_id)")
     else:
@@ -247,14 +251,17 @@ class Args:
     source: str = "auto"  # local | hub | auto
     local_dir: str | None = None  # directory of <name>.jsonl files (local/auto)
     limit: int | None = None  # keep only the first N rows of each set
+    hub_id: str | None = None  # Hub id override, owner/name[:config][@split] (one name only)
 
 
 def main(argv: list[str] | None = None) -> None:
     from repro.cli import parse_dataclass
 
     args = parse_dataclass(Args, argv)
+    if args.hub_id and len(args.names) != 1:
+        raise SystemExit(f"--hub-id {args.hub_id!r} needs exactly one --names entry, got {args.names}")
     for name in args.names:
-        rows = load_problems(name, args.source, args.local_dir, limit=args.limit)
+        rows = load_problems(name, args.source, args.local_dir, hub_id=args.hub_id, limit=args.limit)
         path = write_jsonl(rows, Path(args.out_dir) / f"{name}.jsonl")
         print(f"{name}: {len(rows)} problems -> {path}", flush=True)
 

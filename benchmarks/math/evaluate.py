@@ -282,9 +282,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     if args.backend == "hf":
         model, tok = load_model(args.model, args.dtype, args.device)
     else:
-        from benchmarks.math.generation import load_tokenizer
+        from benchmarks.math.generation import load_tokenizer, load_vllm
 
-        tok, model = load_tokenizer(args.model), args.model
+        tok, model = load_tokenizer(args.model), load_vllm(args.model, seed=args.seed, dtype=args.dtype)
     metrics, samples = evaluate_model(
         model, tok, data, proto, args.template, backend=args.backend, batch_size=args.batch_size,
         seed=args.seed, max_new_tokens=args.max_new_tokens, grade_workers=args.grade_workers,

@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
-import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
 
-__all__ = ["Sampling", "Completion", "generate", "generate_hf", "generate_vllm", "token_entropy", "load_tokenizer"]
+__all__ = ["Sampling", "Completion", "generate", "generate_hf", "generate_vllm", "token_entropy", "load_tokenizer",
+           "load_vllm"]
 
 
 def load_tokenizer(path_or_id: str):
@@ -227,6 +228,25 @@ def generate_hf(
     return out
 
 
+def load_vllm(model: str | os.PathLike, seed: int = 0, dtype: str = "auto", **llm_kwargs):
+    """A ``vllm.LLM`` for ``model`` (path or Hub id); clear errors without vLLM or a GPU.
+
+    Build it once and pass it to :func:`generate` as ``model`` (each construction loads weights).
+    """
+    try:
+        import vllm  # noqa: F401
+    except ImportError as e:
+        raise RuntimeError(
+            "backend 'vllm' needs the optional vLLM package and a CUDA GPU "
+            "(pip install '.[gpu]'); use --backend hf on CPU"
+        ) from e
+    if not torch.cuda.is_available():
+        raise RuntimeError("backend 'vllm' needs a CUDA GPU, and none is visible; use --backend hf")
+    from vllm import LLM
+
+    return LLM(model=str(model), seed=seed, dtype=dtype, **llm_kwargs)
+
+
 def generate_vllm(
     model,
     tokenizer,
@@ -240,20 +260,11 @@ def generate_vllm(
     Mean token entropy needs the full distribution, which vLLM does not return: asking for it
     is an error (use the ``hf`` backend for entropy measurements).
     """
-    try:
-        import vllm  # noqa: F401
-    except ImportError as e:
-        raise RuntimeError(
-            "backend 'vllm' needs the optional vLLM package and a CUDA GPU "
-            "(pip install '.[gpu]'); use --backend hf on CPU"
-        ) from e
-    if not torch.cuda.is_available():
-        raise RuntimeError("backend 'vllm' needs a CUDA GPU, and none is visible; use --backend hf")
     if return_entropy:
         raise ValueError("backend 'vllm' cannot return token entropies; use the 'hf' backend")
-    from vllm import LLM, SamplingParams
+    llm = model if not isinstance(model, (str, os.PathLike)) else load_vllm(model, seed=sampling.seed, **llm_kwargs)
+    from vllm import SamplingParams
 
-    llm = model if isinstance(model, LLM) else LLM(model=str(model), seed=sampling.seed, **llm_kwargs)
     params = SamplingParams(
         n=sampling.n,
         temperature=sampling.temperature,
