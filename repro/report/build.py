@@ -33,6 +33,7 @@ from repro.report.tables import (
     TABLES,
     StatsSettings,
     final_rows,
+    headline_rows,
     load_results,
     provenance,
     read_wall_times,
@@ -67,7 +68,9 @@ class ReportConfig:
 PAPERS: dict[str, dict] = {
     "entropy_mechanism": {"metric": "acc_greedy", "baseline": "grpo"},
     "empo": {"metric": "acc_greedy", "baseline": "base"},
-    "one_shot_em": {"metric": "acc_greedy", "baseline": "base"},
+    # one-shot EM: the paper's headline is the checkpoint after ~10 optimiser steps
+    "one_shot_em": {"metric": "acc_greedy", "baseline": "base", "baseline_from_step0": ("one_shot_em",),
+                    "prefer_step": 10},
     "ppl": {"metric": "success", "baseline": "cpl"},
 }
 # Per-step accuracy curves: the engine logs validation accuracy as `val_acc`; evaluations at
@@ -198,6 +201,18 @@ class Builder:
         return md_table(["method", "model", "dataset", "metric", "seeds", "mean", "IQM", f"{pct}% CI (mean)",
                          f"{pct}% CI (IQM)"], rows) + "\n"
 
+    def steps_table(self, df: pd.DataFrame, metric: str) -> str:
+        """Mean [CI] over seeds of a metric at every evaluated step (rows method x dataset, columns steps)."""
+        c = df[(df["metric"] == metric) & (df["step"] >= 0)]
+        if c.empty:
+            return f"_No per-step `{metric}` rows._\n"
+        steps = sorted(c["step"].unique())
+        rows = []
+        for (method, model, d), g in sorted(c.groupby(["method", "model", "dataset"])):
+            rows.append([method, model, d] + [cell_text(metric, summarize_cell(g[g["step"] == st], self.st))
+                                              for st in steps])
+        return md_table(["method", "model", "dataset"] + [f"step {st}" for st in steps], rows) + "\n"
+
     def all_final_table(self, df: pd.DataFrame) -> str:
         """Every final metric, mean over seeds (CI with >= 2 seeds), rows = (method, model, dataset)."""
         f = df[df["step"] == -1]
@@ -261,12 +276,12 @@ class Builder:
             return "_Only the baseline has rows._\n"
         return md_table(header, rows) + "\n"
 
-    def differs(self, name: str, df: pd.DataFrame) -> str:
+    def differs(self, name: str, df: pd.DataFrame, hdf: pd.DataFrame) -> str:
         n = self.notes["papers"].get(name, {})
-        seeds = df[df["step"] == -1].groupby("method")["seed"].nunique()
+        seeds = df[df["seed"] >= 0].groupby("method")["seed"].nunique()
         fields = defaultdict(lambda: "?", {
             "models": ", ".join(f"`{m}`" for m in sorted(df["model"].unique())),
-            "datasets": ", ".join(f"`{d}`" for d in sorted(df["dataset"].unique())),
+            "datasets": ", ".join(f"`{d}`" for d in sorted((hdf if not hdf.empty else df)["dataset"].unique())),
             "seeds": ", ".join(f"{k}: {v}" for k, v in seeds.items()),
             "train_note": "the arithmetic task's RL split" if self.cfg.tier != "paper" else "the configured data",
         })
@@ -301,7 +316,7 @@ class Builder:
                 f"{k.removeprefix('law_')} = {fmt(k, v)}" for k, v in law.items() if v is not None) + ".")
         return out
 
-    def claims_one_shot_em(self, df: pd.DataFrame, metric: str) -> list[str]:
+    def claims_one_shot_em(self, df: pd.DataFrame, hdf: pd.DataFrame, metric: str) -> list[str]:
         out = []
         em_methods = [m for m in sorted(df["method"].unique()) if m.startswith(("one_shot_em", "em")) and
                       "then" not in m]
@@ -309,13 +324,13 @@ class Builder:
             c = figs.curve_rows(df, metric, [m])
             if c.empty:
                 continue
-            ds = sorted(c["dataset"].unique())[0]
+            ds = figs.main_dataset(c["dataset"])
             mc = c[c["dataset"] == ds].groupby("step")["value"].mean().sort_index()
             peak = int(mc.idxmax())
             out.append(f"`{m}` on `{ds}`: {label_of(metric)} {fmt(metric, mc.iloc[0])} at step {int(mc.index[0])}, "
                        f"peak {fmt(metric, mc.max())} at step {peak}, {fmt(metric, mc.iloc[-1])} at step "
                        f"{int(mc.index[-1])} (paper: peak near step 10, then decline).")
-        f = final_rows(df, metric)
+        f = final_rows(hdf, metric)
         order = {m: f[f["method"] == m]["value"].mean() for m in ("em_then_rl", "rl_then_em") if m in set(f["method"])}
         if len(order) == 2:
             out.append(f"Ordering: EM→RL {fmt(metric, order['em_then_rl'])} vs RL→EM {fmt(metric, order['rl_then_em'])} "
@@ -347,7 +362,7 @@ class Builder:
         return out
 
     # -- figures per paper
-    def figures_for(self, name: str, df: pd.DataFrame, spec: dict) -> list[str]:
+    def figures_for(self, name: str, df: pd.DataFrame, spec: dict, hdf: pd.DataFrame) -> list[str]:
         d = self.fig_dir
         dpi = self.cfg.dpi
         parts = []
@@ -388,21 +403,21 @@ class Builder:
                                                                  if figs.method_temperature(m) is None], dpi=dpi),
                                      "EM accuracy (%) and entropy loss vs optimiser step; thin lines = seeds, band = "
                                      "min–max over seeds (seed spread)"))
-            temps = figs.final_groups(df, spec["metric"], method_key=lambda m: (
-                f"T_s={figs.method_temperature(m):g}" if figs.method_temperature(m) is not None else None))
-            parts.append(self.figure(figs.bars_figure(temps, d / "one_shot_em_temperature.png",
-                                                      label_of(spec["metric"]),
-                                                      "Sensitivity to the sampling temperature T_s", "dataset", dpi=dpi),
-                                     "Temperature sensitivity: final accuracy (%) per sampling temperature T_s; bar = "
-                                     "mean, dots = seeds"))
+            sweep = [m for m in df["method"].unique() if figs.method_temperature(m) is not None]
+            parts.append(self.figure(figs.curves_figure(df, [spec["metric"]], d / "one_shot_em_temperature.png",
+                                                        "Sensitivity to the sampling temperature T_s",
+                                                        methods=sweep + ["one_shot_em"], dpi=dpi) if sweep else None,
+                                     "Temperature sensitivity: accuracy (%) vs EM step for each sampling temperature "
+                                     "T_s (`em_ts<T>`; `one_shot_em` = the main T_s of the config); line = mean over "
+                                     "seeds, band = min–max over seeds"))
             order_methods = [m for m in ("base", "one_shot_em", "grpo", "em_then_rl", "rl_then_em")
-                             if m in set(df["method"])]
-            parts.append(self.figure(figs.bars_figure(figs.final_groups(df, spec["metric"], methods=order_methods),
+                             if m in set(hdf["method"])]
+            parts.append(self.figure(figs.bars_figure(figs.final_groups(hdf, spec["metric"], methods=order_methods),
                                                       d / "one_shot_em_ordering.png", label_of(spec["metric"]),
                                                       "EM and RL ordering", "dataset", dpi=dpi)
                                      if {"em_then_rl", "rl_then_em"} & set(order_methods) else None,
-                                     "EM/RL ordering: final accuracy (%) of EM→RL vs RL→EM next to base, EM and RL "
-                                     "alone; bar = mean, dots = seeds"))
+                                     "EM/RL ordering: accuracy (%) of EM→RL vs RL→EM next to base and EM alone (the "
+                                     "headline values of the table above); bar = mean, dots = seeds"))
             parts.append(self.figure(figs.bars_figure(figs.final_groups(df, "logit_skewness"),
                                                       d / "one_shot_em_skewness.png", "logit skewness (unitless)",
                                                       "Skewness of the generated-step logits", "dataset", dpi=dpi),
@@ -439,28 +454,33 @@ class Builder:
             return "\n".join(lines)
         paper = Paper(self.paper_tables.get(name))
         lines.append(f"**Claim.** {self.notes['papers'][name]['claim']}\n")
-        lines.append(self.differs(name, df))
+        hdf, hnotes = headline_rows(df, spec["metric"], spec["baseline"], spec.get("baseline_from_step0", ()),
+                                    spec.get("prefer_step"))
+        lines.append(self.differs(name, df, hdf))
         lines.append(f"### Ours: final {label_of(spec['metric'])}\n")
         lines.append(f"Mean over seeds; with ≥ 2 seeds also the {self.st.confidence:.0%} stratified-bootstrap CI "
                      f"of the mean and the number of seeds. `avg` = unweighted mean over the datasets. "
-                     f"Where the paper has the same model, method and dataset its number follows (`paper`).\n")
-        lines.append(self.ours_table(df, spec["metric"], paper))
+                     f"Where the paper has the same model, method and dataset its number follows (`paper`)."
+                     + "".join(f" Note: {n}." for n in hnotes) + "\n")
+        lines.append(self.ours_table(hdf, spec["metric"], paper))
         lines.append("### The paper's numbers\n")
         lines.append(self.paper_table(name))
         lines.append("### Direction and size of effects: ours vs the paper\n")
-        lines.append(self.effects_table(name, df, spec["metric"], spec["baseline"]))
+        lines.append(self.effects_table(name, hdf, spec["metric"], spec["baseline"]))
         claims = {"entropy_mechanism": lambda: self.claims_entropy(df),
-                  "one_shot_em": lambda: self.claims_one_shot_em(df, spec["metric"]),
+                  "one_shot_em": lambda: self.claims_one_shot_em(df, hdf, spec["metric"]),
                   "ppl": lambda: self.claims_ppl(df, spec["metric"])}.get(name, lambda: [])()
         if claims:
             lines.append("Observations on our runs:\n")
             lines += [f"- {c}" for c in claims]
             lines.append("")
         lines.append("### Seed statistics\n")
-        lines.append(self.seed_stats_table(df, sorted(final_rows(df, spec["metric"])["metric"].unique()) or
-                                           [spec["metric"]]))
+        lines.append(self.seed_stats_table(hdf, [spec["metric"]]))
+        if name == "one_shot_em":
+            lines.append(f"### Ours: {label_of(spec['metric'])} at each evaluated EM step\n")
+            lines.append(self.steps_table(df, spec["metric"]))
         lines.append("### Figures\n")
-        lines += self.figures_for(name, df, spec)
+        lines += self.figures_for(name, df, spec, hdf)
         lines.append("### All final numbers\n")
         lines.append(self.all_final_table(df))
         return "\n".join(lines)

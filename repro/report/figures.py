@@ -31,6 +31,15 @@ def _scale(metric: str) -> float:
     return 100.0 if is_percent(metric) else 1.0
 
 
+PREFERRED_DATASETS = ("arith_test", "math500")  # drawn when a per-step metric is logged on several datasets
+
+
+def main_dataset(datasets) -> str:
+    """The dataset a single-panel figure shows: the in-distribution test set when present, else the first."""
+    ds = sorted(set(datasets))
+    return next((d for d in PREFERRED_DATASETS if d in ds), ds[0])
+
+
 def curve_rows(df: pd.DataFrame, metric: str, methods: list[str] | None = None) -> pd.DataFrame:
     """Per-step rows (step >= 0) of one metric, optionally restricted to some methods."""
     rows = df[(df["metric"] == metric) & (df["step"] >= 0)]
@@ -65,14 +74,14 @@ def curves_figure(df: pd.DataFrame, metrics: list[str], path: Path, title: str, 
                   dataset: str | None = None, dpi: int = DPI) -> Path | None:
     """One panel per metric: value vs step per method, mean over seeds with seed spread.
 
-    For metrics logged on several datasets only ``dataset`` (default: the first in sort order) is drawn.
+    For metrics logged on several datasets only ``dataset`` (default: :func:`main_dataset`) is drawn.
     """
     panels = []
     for m in metrics:
         rows = curve_rows(df, m, methods)
         if rows.empty:
             continue
-        ds = dataset if dataset in set(rows["dataset"]) else sorted(set(rows["dataset"]))[0]
+        ds = dataset if dataset in set(rows["dataset"]) else main_dataset(rows["dataset"])
         panels.append((m, rows, ds))
     if not panels:
         return None
@@ -133,7 +142,7 @@ def law_points(df: pd.DataFrame, score_metric: str, entropy_metric: str = "entro
     r = curve_rows(df, score_metric)
     if r.empty or h.empty:
         return pd.DataFrame(columns=["method", "seed", "step", "H", "R"])
-    ds = sorted(set(r["dataset"]))[0]
+    ds = main_dataset(r["dataset"])
     r = r[r["dataset"] == ds].groupby(["method", "seed", "step"])["value"].mean().rename("R")
     return pd.concat([h, r], axis=1, join="inner").reset_index()
 

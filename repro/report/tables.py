@@ -92,6 +92,45 @@ def final_rows(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return df[(df["metric"] == metric) & (df["step"] == -1)]
 
 
+def headline_rows(df: pd.DataFrame, metric: str, baseline: str | None = None,
+                  baseline_from_step0: tuple[str, ...] = (), prefer_step: int | None = None
+                  ) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of ``metric`` the headline tables use, all relabelled step -1, and notes on where they came from.
+
+    * final rows (step -1) where a method has them;
+    * otherwise the method's evaluated step nearest to ``prefer_step`` (the earlier one on a tie), or
+      its last evaluated step when ``prefer_step`` is None, per (model, dataset, seed) (e.g. one-shot
+      EM runs, which evaluate at checkpoints only);
+    * when ``baseline`` has no rows, the step-0 evaluation of the first method of
+      ``baseline_from_step0`` that has one (the model before any training), relabelled ``baseline``.
+    """
+    keys = ["method", "model", "dataset", "seed"]
+    m = df[df["metric"] == metric]
+    fin = m[m["step"] == -1]
+    rest = m[(m["step"] >= 0) & ~m["method"].isin(set(fin["method"]))]
+    if prefer_step is None:
+        last = rest[rest["step"] == rest.groupby(keys)["step"].transform("max")]
+        what = "last evaluated step"
+    else:
+        dist = (rest["step"] - prefer_step).abs() * 2 + (rest["step"] > prefer_step)  # ties -> earlier step
+        last = rest[dist == dist.groupby([rest[k] for k in keys]).transform("min")]
+        what = f"evaluated step nearest to step {prefer_step}"
+    by_steps: dict[str, list[str]] = {}
+    for method, g in sorted(last.groupby("method")):
+        by_steps.setdefault(", ".join(map(str, sorted(set(g["step"])))), []).append(f"`{method}`")
+    notes = [f"{', '.join(ms)} {'has' if len(ms) == 1 else 'have'} no final evaluation: the {what} is shown "
+             f"(step {steps})" for steps, ms in by_steps.items()]
+    out = pd.concat([fin, last.assign(step=-1)], ignore_index=True)
+    if baseline and baseline not in set(out["method"]):
+        for src in baseline_from_step0:
+            s0 = m[(m["step"] == 0) & (m["method"] == src)]
+            if not s0.empty:
+                out = pd.concat([out, s0.assign(step=-1, method=baseline)], ignore_index=True)
+                notes.append(f"`{baseline}` = the step-0 evaluation of the `{src}` runs (the model before training)")
+                break
+    return out, notes
+
+
 def seed_values(df: pd.DataFrame) -> np.ndarray:
     """Values ordered by seed; one value per seed (duplicates of a seed are averaged)."""
     finite = df[np.isfinite(df["value"].to_numpy(dtype=float))]  # a NaN value (a failed metric) is "no value"
