@@ -1,0 +1,89 @@
+# Stage: the nano testbed (issue 4). Writes the arithmetic task's splits, trains the nano Qwen2
+# model by SFT and evaluates it through the math harness (table `nano`).
+#
+#   work/<tier>/data/arith/arith_{sft,rl_train,unlabeled,test,hard}.jsonl   (NANO_DATA)
+#   work/<tier>/nano/model/  save_pretrained model + tokenizer + train_log.jsonl + metrics.json
+#   work/<tier>/nano/eval/metrics.json, samples.jsonl                       (baseline, method "base")
+#
+# Other stages load the model directory like a hub id (AutoModelForCausalLM.from_pretrained) and
+# depend on NANO_MODEL (its weights file) and NANO_DATA[...] as rule inputs.
+
+NANO = config["nano"]
+NANO_SPLITS = ["sft", "rl_train", "unlabeled", "test", "hard"]
+NANO_DATA_DIR = work("data", "arith")
+NANO_DATA = {split: f"{NANO_DATA_DIR}/arith_{split}.jsonl" for split in NANO_SPLITS}
+NANO_MODEL_DIR = work("nano", "model")
+NANO_MODEL = f"{NANO_MODEL_DIR}/model.safetensors"
+NANO_EVAL_DIR = work("nano", "eval")
+
+# The runs of the `nano` table: the baseline evaluation, and the SFT run (loss, size, wall time).
+NANO_RUNS = [f"{NANO_EVAL_DIR}/metrics.json", f"{NANO_MODEL_DIR}/metrics.json"]
+
+
+rule nano_data:
+    """The arithmetic task's five splits (deterministic in config nano.data)."""
+    output:
+        list(NANO_DATA.values()),
+    log:
+        log_path("nano", "data"),
+    params:
+        out=NANO_DATA_DIR,
+        options=cli(NANO["data"]),
+    conda:
+        "../envs/llm-cpu.yaml"
+    shell:
+        "python -m benchmarks.arith.make_data --out-dir {params.out} {params.options} > {log} 2>&1"
+
+
+rule nano_sft:
+    """SFT of a fresh nano Qwen2 model on arith_sft (held-out greedy checks on arith_rl_train)."""
+    input:
+        sft=NANO_DATA["sft"],
+        heldout=NANO_DATA["rl_train"],
+    output:
+        model=NANO_MODEL,
+        config=f"{NANO_MODEL_DIR}/config.json",
+        tokenizer=f"{NANO_MODEL_DIR}/tokenizer.json",
+        log=f"{NANO_MODEL_DIR}/train_log.jsonl",
+        metrics=f"{NANO_MODEL_DIR}/metrics.json",
+    log:
+        log_path("nano", "sft"),
+    params:
+        data=NANO_DATA_DIR,
+        out=NANO_MODEL_DIR,
+        options=cli({**NANO["model"], **NANO["train"], "threads": config["threads"]}),
+    threads: config["threads"]
+    resources:
+        gpu=gpus("nano"),
+    conda:
+        "../envs/llm-cpu.yaml"
+    shell:
+        "python -m benchmarks.arith.train_nano --data-dir {params.data} --out-dir {params.out}"
+        " {params.options} > {log} 2>&1"
+
+
+rule nano_eval:
+    """Baseline of the nano model through the math harness (greedy + 8 samples at T=1 on the CPU tiers)."""
+    input:
+        model=NANO_MODEL,
+        data=[NANO_DATA[d.removeprefix("arith_")] if d.removeprefix("arith_") in NANO_DATA else f"{NANO_DATA_DIR}/{d}.jsonl"
+              for d in NANO["eval"]["datasets"]],
+    output:
+        metrics=f"{NANO_EVAL_DIR}/metrics.json",
+        samples=f"{NANO_EVAL_DIR}/samples.jsonl",
+    log:
+        log_path("nano", "eval"),
+    params:
+        model=NANO_MODEL_DIR,
+        data=NANO_DATA_DIR,
+        out=NANO_EVAL_DIR,
+        options=cli({"seed": config["seed"], "backend": "hf", **NANO["eval"], "template": "plain",
+                     "paper": "nano", "method": "base", "model_name": "nano", "threads": config["threads"]}),
+    threads: config["threads"]
+    resources:
+        gpu=gpus("nano"),
+    conda:
+        "../envs/llm-cpu.yaml"
+    shell:
+        "python -m benchmarks.math.evaluate --model {params.model} --data-dir {params.data} --out {params.out}"
+        " {params.options} > {log} 2>&1"
