@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -95,6 +96,7 @@ def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
     path = Path(path)
     rows: list[dict] = []
     seen: dict[str, int] = {}
+    unbalanced: list[int] = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -109,9 +111,34 @@ def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
                 raise DatasetError(f"{where}: duplicate id {obj['id']!r} (first on line {seen[obj['id']]})")
             seen[obj["id"]] = lineno
             rows.append(obj)
+            if not braces_balanced(obj["answer"]):
+                unbalanced.append(lineno)
             if limit is not None and len(rows) >= limit:
                 break
+    if unbalanced:
+        warnings.warn(
+            f"{path}: {len(unbalanced)} answer(s) with unbalanced braces (lines {unbalanced[:5]}"
+            f"{' ...' if len(unbalanced) > 5 else ''}); they look truncated and cannot be matched",
+            stacklevel=2,
+        )
     return rows
+
+
+def braces_balanced(text: str) -> bool:
+    """True when every unescaped ``{`` of ``text`` is closed (``\\{``/``\\}`` are literal)."""
+    depth, i = 0, 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "{}\\":
+            i += 2
+            continue
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
 
 
 def write_jsonl(rows: Iterable[dict], path: str | os.PathLike) -> Path:
