@@ -345,3 +345,12 @@ def test_overall_wall_time_from_all_runs(built):
     span = (allrows.finished.max() - allrows.started.min()).total_seconds() / 60
     assert f"**{span:.1f} min**" in md
     assert ("within" if span <= 30 else "over") + " the 30-minute goal" in md
+
+
+def test_empo_gap_to_grpo_quotes_the_table(built):
+    md, _ = built
+    fin = pd.read_csv(FIX / "empo.csv").query("step == -1 and metric == 'acc_greedy'")
+    m = fin.groupby(["method", "dataset"])["value"].mean()
+    gap = np.mean([m[("empo", d)] - m[("grpo", d)] for d in ("arith_hard", "arith_test")]) * 100
+    assert f"`empo` − `grpo` (labels): {gap:+.1f} points" in md
+    assert "(paper: qwen2.5-math-1.5b -0.2, qwen2.5-math-7b -0.1)" in md

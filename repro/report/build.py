@@ -343,6 +343,26 @@ class Builder:
                 " (paper: EM more right-skewed, RL more left-skewed).")
         return out
 
+    def claims_empo(self, hdf: pd.DataFrame, metric: str) -> list[str]:
+        """EMPO vs GRPO-with-labels: our macro-average gap next to the paper's."""
+        f = final_rows(hdf, metric)
+        f = f[np.isfinite(f["value"].to_numpy(dtype=float))]
+        means = f.groupby(["method", "dataset"])["value"].mean()
+        out = []
+        for method in sorted(m for m in set(f["method"]) if m.startswith("empo")):
+            if "grpo" not in set(f["method"]):
+                break
+            common = [d for d in sorted(set(f["dataset"])) if (method, d) in means and ("grpo", d) in means]
+            if not common:
+                continue
+            gap = float(np.mean([means[(method, d)] - means[("grpo", d)] for d in common]))
+            paper = Paper(self.paper_tables.get("empo"))
+            pd_ = [f"{m} {paper.delta(m, 'empo', 'grpo'):+.1f}" for m in paper.rows
+                   if method == "empo" and paper.delta(m, "empo", "grpo") is not None]
+            out.append(f"`{method}` − `grpo` (labels): {fmt_delta(metric, gap)} points, macro average over "
+                       f"{len(common)} dataset(s)" + (f" (paper: {', '.join(pd_)})" if pd_ else "") + ".")
+        return out
+
     def claims_ppl(self, df: pd.DataFrame, metric: str) -> list[str]:
         f = final_rows(df, metric)
         if f.empty:
@@ -468,6 +488,7 @@ class Builder:
         lines.append("### Direction and size of effects: ours vs the paper\n")
         lines.append(self.effects_table(name, hdf, spec["metric"], spec["baseline"]))
         claims = {"entropy_mechanism": lambda: self.claims_entropy(df),
+                  "empo": lambda: self.claims_empo(hdf, spec["metric"]),
                   "one_shot_em": lambda: self.claims_one_shot_em(df, hdf, spec["metric"]),
                   "ppl": lambda: self.claims_ppl(df, spec["metric"])}.get(name, lambda: [])()
         if claims:
