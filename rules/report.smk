@@ -6,15 +6,7 @@
 
 REPORT_DIR = f"reports/{TIER}/{VERSION}"
 _REPORT_CAPTIONS = "../repro/report/templates/captions"
-
-
-def _report_options():
-    section = config.get("report", {})
-    opts = {k: section[k] for k in ("bootstrap_reps", "confidence", "bootstrap_seed", "early_fit_fraction", "dpi")
-            if k in section}
-    opts["wall_times"] = section.get("wall_times") or ""
-    opts["config_file"] = ",".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
-    return cli(opts)
+_REPORT_KEYS = ("bootstrap_reps", "confidence", "bootstrap_seed", "early_fit_fraction", "dpi")
 
 
 rule report:
@@ -30,8 +22,11 @@ rule report:
         log_path("report", "report"),
     params:
         tier=TIER,
-        out=REPORT_DIR,
-        options=_report_options(),
+        out=lambda wc, output: os.path.dirname(output.md),
+        options=lambda wc: cli({**{k: v for k, v in config.get("report", {}).items() if k in _REPORT_KEYS},
+                                "wall_times": config.get("report", {}).get("wall_times") or "",
+                                "config_file": ",".join(map(str, workflow.overwrite_configfiles))
+                                or "config/config.yaml"}),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
