@@ -41,7 +41,7 @@ def trained(tmp_path_factory):
     model.save_pretrained(path)
     tok.save_pretrained(path)
     rows = [{"id": f"t{i}", "source": "toy", "problem": p, "answer": g} for i, (p, _, g) in enumerate(TAUGHT)]
-    return model, tok, path, rows, float(loss)
+    return model, tok, path, rows, loss.item()
 
 
 def test_tiny_protocol_scores_a_model_that_learned(trained):

@@ -149,7 +149,7 @@ def test_adversarial_inputs_are_false_within_timeout(name):
     ok = grade(ADVERSARIAL[name], "5", timeout_s=timeout_s)
     elapsed = time.perf_counter() - t0
     assert ok is False
-    assert elapsed < timeout_s + 0.5, f"{name} took {elapsed:.2f}s"
+    assert elapsed < timeout_s + 1.0, f"{name} took {elapsed:.2f}s"
 
 
 def test_timeout_restores_signal_state():
