@@ -54,6 +54,7 @@ class EMArgs:
     eval_limit: int | None = None  # evaluate on the first N problems per dataset (None = all)
     eval_batch_size: int = 64  # prompts per generate() call during evaluation
     eval_max_new_tokens: int | None = None  # override the protocol's generation budget (None = protocol's)
+    eval_n_samples: int | None = None  # override n of the protocol's sampled decode (None = protocol's)
     bf16: bool = False  # bfloat16 weights/autocast (GPU tier)
     gradient_checkpointing: bool = False  # activation checkpointing (large models)
     device: str = "auto"  # auto | cpu | cuda
@@ -147,7 +148,8 @@ def _evaluate(model, tokenizer, args: EMArgs, step: int, datasets) -> tuple[list
 
     metrics, samples = evaluate_model(model, tokenizer, datasets, protocol=args.eval_protocol,
                                       template=args.template, seed=args.seed, batch_size=args.eval_batch_size,
-                                      max_new_tokens=args.eval_max_new_tokens, grade_workers=0)
+                                      max_new_tokens=args.eval_max_new_tokens, n_samples=args.eval_n_samples,
+                                      grade_workers=0)
     rows = [make_row(args.paper, args.method, args.model_name, ds, args.seed, step, m, float(v))
             for ds, ms in metrics.items() if not ds.startswith("_") for m, v in ms.items()
             if isinstance(v, (int, float)) and math.isfinite(float(v))]
