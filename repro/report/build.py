@@ -526,9 +526,11 @@ class Builder:
             lines.append("No result tables found: nothing has run.\n")
         else:
             cfg_line = ", ".join(f"`{h}`" for h in prov["config_hashes"]) or "–"
-            if self.cfg.config_file and Path(self.cfg.config_file).exists():
-                digest = hashlib.sha256(Path(self.cfg.config_file).read_bytes()).hexdigest()[:12]
-                cfg_line = f"`{self.cfg.config_file}` (sha256 {digest}); run config hashes: {cfg_line}"
+            files = [Path(f) for f in self.cfg.config_file.split(",") if f.strip()]
+            if files:
+                named = ", ".join(f"`{f}` (sha256 {hashlib.sha256(f.read_bytes()).hexdigest()[:12]})" if f.exists()
+                                  else f"`{f}` (missing)" for f in files)
+                cfg_line = f"{named}; run config hashes: {cfg_line}"
             rows = [["commit", ", ".join(f"`{c}`" for c in prov["commits"]) or "–"],
                     ["dirty working tree", "yes" if prov["dirty"] else "no"],
                     ["config", cfg_line],
