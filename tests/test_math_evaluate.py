@@ -47,8 +47,11 @@ def trained(tmp_path_factory):
 def test_tiny_protocol_scores_a_model_that_learned(trained):
     model, tok, _, rows, loss = trained
     assert loss < 0.05
+    stats = {}
     metrics, samples = evaluate_model(model, tok, {"toy": rows, "toy_b": rows[:2]}, "tiny", "plain",
-                                      max_new_tokens=24, grade_workers=0)
+                                      max_new_tokens=24, grade_workers=0, stats=stats)
+    assert set(metrics) == {"toy", "toy_b", "macro"}
+    assert stats["gen_tokens"] > 0 and stats["gen_tokens_per_s"] > 0
     m = metrics["toy"]
     assert m["acc_greedy"] == 0.75 and m["acc"] == 0.75  # 4 != 5; 1/2 == 0.5 and 18/2 == 9 count
     assert metrics["toy_b"]["acc_greedy"] == 1.0

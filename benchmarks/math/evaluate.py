@@ -137,6 +137,7 @@ def evaluate_model(
     grade_workers: int | None = None,
     grade_timeout_s: float = 5.0,
     progress: bool = False,
+    stats: dict | None = None,
 ) -> tuple[dict[str, dict[str, float]], list[dict]]:
     """Generate, grade and score ``datasets`` (name -> rows with id/problem/answer).
 
@@ -144,6 +145,8 @@ def evaluate_model(
     sample dict per completion (dataset, decode, id, sample, prompt, completion, answer, gold,
     correct, tokens, finish_reason, entropy). ``grade_workers=0`` grades in-process (serially);
     otherwise a :class:`~benchmarks.math.grading.GraderPool` with that many workers (None: all CPUs).
+    If ``stats`` is a dict it receives generation throughput (``gen_tokens``, ``gen_seconds``,
+    ``gen_tokens_per_s``) and grading time (``grade_seconds``).
     """
     proto = get_protocol(protocol, n_samples) if isinstance(protocol, str) else protocol
     budget = max_new_tokens or proto.max_new_tokens
@@ -166,10 +169,12 @@ def evaluate_model(
 
     # Grade everything in one pool.
     pairs = [(c.text, r["answer"]) for _, _, rows, _, comps in runs for r, row in zip(rows, comps) for c in row]
+    t_grade = time.perf_counter()
     if grade_workers == 0:
         flat = [grade(c, g, timeout_s=grade_timeout_s) for c, g in pairs]
     else:
         flat = grade_many(pairs, timeout_s=grade_timeout_s, workers=grade_workers, progress=progress)
+    t_grade = time.perf_counter() - t_grade
 
     metrics: dict[str, dict[str, float]] = {}
     samples: list[dict] = []
@@ -198,8 +203,9 @@ def evaluate_model(
                 break
     if len(metrics) > 1:
         metrics["macro"] = {"acc": macro_average({k: v["acc"] for k, v in metrics.items()})}
-    metrics["_throughput"] = {"gen_tokens": float(gen_tokens), "gen_seconds": gen_time,
-                              "gen_tokens_per_s": gen_tokens / gen_time if gen_time > 0 else 0.0}
+    if stats is not None:
+        stats.update(gen_tokens=gen_tokens, gen_seconds=gen_time, grade_seconds=t_grade,
+                     gen_tokens_per_s=gen_tokens / gen_time if gen_time > 0 else 0.0)
     return metrics, samples
 
 
@@ -258,7 +264,7 @@ def rows_for(metrics: dict[str, dict[str, float]], args: EvalArgs) -> list[dict[
     model_name = args.model_name or Path(args.model.rstrip("/")).name
     return [
         make_row(args.paper, args.method, model_name, ds, args.seed, args.step, metric, value)
-        for ds, m in metrics.items() if not ds.startswith("_")
+        for ds, m in metrics.items()
         for metric, value in m.items()
     ]
 
@@ -285,22 +291,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
         from benchmarks.math.generation import load_tokenizer, load_vllm
 
         tok, model = load_tokenizer(args.model), load_vllm(args.model, seed=args.seed, dtype=args.dtype)
+    thr: dict = {}
     metrics, samples = evaluate_model(
         model, tok, data, proto, args.template, backend=args.backend, batch_size=args.batch_size,
         seed=args.seed, max_new_tokens=args.max_new_tokens, grade_workers=args.grade_workers,
-        grade_timeout_s=args.grade_timeout_s, progress=True,
+        grade_timeout_s=args.grade_timeout_s, progress=True, stats=thr,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(samples, out / "samples.jsonl")
-    thr = metrics.get("_throughput", {})
     write_run(out, rows_for(metrics, args), config=args, seed=args.seed, started=started,
               extra={"protocol": asdict(proto), "max_new_tokens": args.max_new_tokens or proto.max_new_tokens,
                      "throughput": thr, "num_samples": len(samples)})
     for ds, m in metrics.items():
-        if not ds.startswith("_"):
-            print(f"{ds}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(m.items())), flush=True)
-    print(f"generation: {thr.get('gen_tokens_per_s', 0):.1f} tokens/s", flush=True)
+        print(f"{ds}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(m.items())), flush=True)
+    print(f"generation: {thr['gen_tokens_per_s']:.1f} tokens/s over {thr['gen_tokens']} tokens; "
+          f"grading {thr['grade_seconds']:.1f} s", flush=True)
     return metrics
 
 

@@ -262,6 +262,9 @@ def generate_vllm(
     """
     if return_entropy:
         raise ValueError("backend 'vllm' cannot return token entropies; use the 'hf' backend")
+    if isinstance(model, torch.nn.Module):
+        raise ValueError("backend 'vllm' needs a vllm.LLM or a model path, got a torch module; "
+                         "save the model and pass its directory, or use backend 'hf'")
     llm = model if not isinstance(model, (str, os.PathLike)) else load_vllm(model, seed=sampling.seed, **llm_kwargs)
     from vllm import SamplingParams
 
