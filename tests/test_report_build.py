@@ -198,7 +198,7 @@ def test_provenance_header(built):
     assert "`4ac22c0f`" in prov and "| dirty working tree | no |" in prov and "`cfg1a2b`" in prov
     assert "torch 2.13.0" in prov and "2 CPU cores" in prov
     df = pd.read_csv(FIX / "entropy_mechanism.csv", parse_dates=["started", "finished"])
-    runs = df.drop_duplicates(["started", "finished"])
+    runs = df.drop_duplicates(["method", "model", "seed", "config_hash", "started", "finished"])
     total = (runs.finished - runs.started).dt.total_seconds().sum() / 60
     span = (runs.finished.max() - runs.started.min()).total_seconds() / 60
     assert f"| entropy_mechanism | {len(runs)} | {total:.1f} | {span:.1f} |" in prov

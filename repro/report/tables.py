@@ -185,7 +185,9 @@ def provenance(tables: dict[str, pd.DataFrame | None]) -> dict:
             versions.setdefault("(raw)", []).append(raw)
     stages = {}
     for name, df in present.items():
-        runs = df.drop_duplicates(["started", "finished"])[["started", "finished"]].dropna()
+        # one run = one metrics.json: its rows share method, model, seed, config hash and timestamps
+        runs = df.drop_duplicates(["method", "model", "seed", "config_hash", "started", "finished"])
+        runs = runs[["started", "finished"]].dropna()
         if runs.empty:
             stages[name] = None
             continue
