@@ -19,6 +19,7 @@ thousands of unbalanced braces) from stalling an evaluation:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import multiprocessing as mp
@@ -150,12 +151,20 @@ def _run_with_timer(fn, timeout_s: float):
         signal.signal(signal.SIGALRM, old_handler)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_answer(answer: str) -> tuple:
+    """math-verify's parse of one extracted answer (cached: golds repeat across samples)."""
+    from math_verify import parse
+
+    return tuple(parse("\\boxed{" + answer + "}", parsing_timeout=None))
+
+
 def _verify_answers(gold: str, pred: str) -> bool:
     """math-verify on two extracted answers, gold first; no timers of its own (see module doc)."""
-    from math_verify import parse, verify
+    from math_verify import verify
 
-    gold_parsed = parse("\\boxed{" + gold + "}", parsing_timeout=None)
-    pred_parsed = parse("\\boxed{" + pred + "}", parsing_timeout=None)
+    gold_parsed = list(_parse_answer(gold))
+    pred_parsed = list(_parse_answer(pred))
     if not gold_parsed or not pred_parsed:
         return False
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
