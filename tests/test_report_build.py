@@ -354,3 +354,21 @@ def test_empo_gap_to_grpo_quotes_the_table(built):
     gap = np.mean([m[("empo", d)] - m[("grpo", d)] for d in ("arith_hard", "arith_test")]) * 100
     assert f"`empo` − `grpo` (labels): {gap:+.1f} points" in md
     assert "(paper: qwen2.5-math-1.5b -0.2, qwen2.5-math-7b -0.1)" in md
+
+
+def test_paper_tier_cells_show_the_published_number(tmp_path):
+    res = tmp_path / "res"
+    res.mkdir()
+    rows = [dict(paper="empo", method=meth, model="Qwen/Qwen2.5-Math-7B", dataset=d, seed=s, step=-1,
+                 metric="acc_greedy", value=v + 0.01 * s, commit="abc", dirty="false", config_hash="h",
+                 versions="", hardware="1x GPU", started="", finished="")
+            for meth, vals in (("base", {"math500": 0.70, "amc23": 0.45}), ("empo", {"math500": 0.81, "amc23": 0.64}))
+            for d, v in vals.items() for s in (0, 1)]
+    pd.DataFrame(rows).to_csv(res / "empo.csv", index=False)
+    cfg = build.ReportConfig(tier="paper", results=str(res), out=str(tmp_path / "out" / "v1"), bootstrap_reps=REPS,
+                             paper_tables=str(ROOT / "config" / "paper_tables.yaml"), dpi=50)
+    md = build.Builder(cfg).build().read_text()
+    (header, table), = md_tables(subsection(section(md, "## EMPO"), "### Ours: final"))
+    cells = dict(zip(header, next(r for r in table if r[0] == "empo")))
+    assert cells["math500"].endswith("· paper 81.4") and cells["amc23"].endswith("· paper 65.0")
+    assert "Tier `paper`" in md
