@@ -222,3 +222,11 @@ def test_pool_rejects_bad_arguments():
     with pytest.raises(ValueError, match="timeout_s"):
         GraderPool(timeout_s=0)
     assert grade_many([], workers=2) == []
+
+
+def test_deeply_nested_balanced_boxes_are_linear():
+    text = r"\boxed{" * 20_000 + "42" + "}" * 20_000
+    t0 = time.perf_counter()
+    assert extract_boxed(text) == "42"
+    assert extract_boxed(r"\boxed{ \boxed{1} + \boxed{2} }") == r"\boxed{1} + \boxed{2}"
+    assert time.perf_counter() - t0 < 2.0

@@ -77,21 +77,18 @@ def _match_braces(text: str) -> dict[int, int]:
     return pairs
 
 
-def _boxes(text: str) -> list[tuple[int, int, int]]:
-    """All balanced boxes as ``(start, content_start, content_end)`` (content is text[cs:ce])."""
-    pairs = _match_braces(text)
-    found = []
+def _box_brace(text: str, start: int, end: int, pairs: dict[int, int]) -> int | None:
+    """If a box command starts at ``start``, the index of its ``{`` when that brace closes
+    before ``end``; else None."""
     for cmd in _BOX_COMMANDS:
-        start = text.find(cmd)
-        while start != -1:
+        if text.startswith(cmd, start):
             j = start + len(cmd)
-            while j < len(text) and text[j] in " \t\n":
+            while j < end and text[j] in " \t\n":
                 j += 1
             # `\boxed` must be followed by `{` (not e.g. `\boxedfoo`) and the brace must close.
-            if j < len(text) and text[j] == "{" and j in pairs:
-                found.append((start, j + 1, pairs[j]))
-            start = text.find(cmd, start + 1)
-    return found
+            if j < end and text[j] == "{" and pairs.get(j, end) < end:
+                return j
+    return None
 
 
 def extract_boxed(text: str | None) -> str | None:
@@ -100,21 +97,31 @@ def extract_boxed(text: str | None) -> str | None:
     "Last" is the box that closes last, i.e. the outermost of nested boxes; if that content is
     itself exactly one box (``\\boxed{\\boxed{5}}``), it is unwrapped. Unbalanced boxes are
     ignored. Returns the stripped content (possibly ``""`` for ``\\boxed{}``), or None when there
-    is no balanced box. Runs in O(len(text)).
+    is no balanced box. Runs in O(len(text)), also for deeply nested boxes.
     """
     if not text:
         return None
-    boxes = _boxes(text)
-    if not boxes:
+    pairs = _match_braces(text)
+    best: tuple[int, int] | None = None  # (content_start, content_end) of the box closing last
+    for cmd in _BOX_COMMANDS:
+        start = text.find(cmd)
+        while start != -1:
+            j = _box_brace(text, start, len(text), pairs)
+            if j is not None and (best is None or pairs[j] > best[1]):
+                best = (j + 1, pairs[j])
+            start = text.find(cmd, start + 1)
+    if best is None:
         return None
-    _, cs, ce = max(boxes, key=lambda b: (b[2], -b[0]))
-    content = text[cs:ce].strip()
-    while True:
-        inner = _boxes(content)
-        outer = [b for b in inner if b[0] == 0 and b[2] == len(content) - 1]
-        if not outer:
-            return content
-        content = content[outer[0][1] : outer[0][2]].strip()
+    cs, ce = best
+    while True:  # unwrap \boxed{\boxed{...}}: O(1) per level thanks to `pairs`
+        while cs < ce and text[cs].isspace():
+            cs += 1
+        while ce > cs and text[ce - 1].isspace():
+            ce -= 1
+        j = _box_brace(text, cs, ce, pairs)
+        if j is None or pairs[j] != ce - 1:
+            return text[cs:ce]
+        cs, ce = j + 1, ce - 1
 
 
 # --------------------------------------------------------------------------------------------
