@@ -38,6 +38,9 @@ def check_task(task: str) -> str:
 def make_env(task: str, seed: int = 0, horizon: int = HORIZON) -> gym.Env:
     """``gymnasium.make("Meta-World/MT1", env_name="<task>-v3")`` with a ``horizon``-step time limit.
 
+    ``seed`` fixes MT1's set of 50 goal/object layouts (the whole stage uses seed 0, so datasets,
+    calibration and evaluation share one layout set); :func:`reset_episode` picks one per episode.
+
     Episodes do not terminate on success (datasets keep the full horizon; evaluation stops early
     by itself once success is reached).
     """

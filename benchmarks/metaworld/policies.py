@@ -11,10 +11,11 @@ where ``expert`` is the task's scripted MetaWorld policy and ``d_j`` a fixed ran
 every state. The raw sampled action is logged (its density is exact); the env clips it to [-1, 1].
 
 Calibration (our choice; the success-vs-w curve is a cliff and not always monotone): measure
-success on a coarse grid of w, keep the part of the curve before it first collapses, smooth it
-with an isotonic (non-increasing) least-squares fit weighted by episode counts, read off the w
-where the smoothed curve crosses the target by linear interpolation, then refine by measuring at
-that w, refitting and re-reading (a noisy bisection). The chosen w is finally re-measured on
+success on a coarse grid of w, keep the part of the curve before it first collapses (a later
+recovery is ignored), smooth it with a binomial maximum-likelihood logistic dose-response fit
+success(w) = sigmoid(a - b w) over all measured episodes, read off the w where the fit crosses the
+target, then refine by measuring at that w and refitting (every episode measured so far informs
+the fit, so one unlucky grid point cannot pin the answer). The chosen w is finally re-measured on
 fresh episodes and that measured rate is what gets recorded with the dataset.
 """
 from __future__ import annotations
@@ -219,6 +220,33 @@ def crossing(ws: np.ndarray, fitted: np.ndarray, target: float) -> float:
     return float(ws[-1])
 
 
+def logistic_fit(ws: np.ndarray, successes: np.ndarray, episodes: np.ndarray, ridge: float = 1e-3) -> tuple[float, float]:
+    """Binomial maximum-likelihood fit of success(w) = sigmoid(a - b * w) (a dose-response curve).
+
+    ws, successes, episodes: (K,) measured points. A tiny ridge keeps the fit finite when the
+    points are perfectly separated (a cliff). Returns (a, b); b > 0 means success falls with w.
+    """
+    from scipy.optimize import minimize
+
+    ws, k, n = (np.asarray(v, float) for v in (ws, successes, episodes))
+
+    def nll(p):
+        z = p[0] - p[1] * ws
+        # -log sigmoid(z) = logaddexp(0, -z); -log(1 - sigmoid(z)) = logaddexp(0, z)
+        return float(np.sum(k * np.logaddexp(0, -z) + (n - k) * np.logaddexp(0, z)) + ridge * (p @ p))
+
+    res = minimize(nll, x0=np.array([0.0, 1.0]), method="Nelder-Mead",
+                   options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
+    return float(res.x[0]), float(res.x[1])
+
+
+def logistic_crossing(a: float, b: float, target: float, lo: float = 0.0, hi: float = 1.0) -> float:
+    """w with sigmoid(a - b w) = target, clipped to [lo, hi]."""
+    if b <= 0:
+        return lo if target >= 1 / (1 + np.exp(-a)) else hi
+    return float(np.clip((a - np.log(target / (1 - target))) / b, lo, hi))
+
+
 @dataclass
 class CalibrationResult:
     task: str
@@ -286,17 +314,22 @@ def calibrate(task: str, targets: Sequence[float], sigma: float = 0.3,
             add(w, grid_episodes)
         log(f"[calibrate {task} d{j}] grid: " + ", ".join(f"w={w:.2f}:{k}/{n}" for w, (k, n) in sorted(points.items())))
         floor = target / 2
+
+        def estimate() -> float:
+            ws, _ = smoothed_curve(points, floor)  # the part of the curve before it first collapses
+            k = np.array([points[w][0] for w in ws])
+            n = np.array([points[w][1] for w in ws])
+            a, b = logistic_fit(ws, k, n)
+            return logistic_crossing(a, b, target, float(ws[0]), float(ws[-1]))
+
         for _ in range(refine_rounds):
-            ws, fit = smoothed_curve(points, floor)
-            add(crossing(ws, fit, target), refine_episodes)
-        ws, fit = smoothed_curve(points, floor)
-        w = round(crossing(ws, fit, target), 4)
+            add(estimate(), refine_episodes)
+        w = round(estimate(), 4)
         k, n = measure(w, j, final_episodes)
         log(f"[calibrate {task} d{j}] target {target:.2f}: w={w:.4f} measured {k}/{n} = {k / n:.2f}")
-        res = CalibrationResult(task, float(target), float(w), k / n, n,
-                                [[w_, c[0], c[1]] for w_, c in sorted(points.items())])
-        res.distractor_seed = int(j)
-        results.append(res)
+        results.append(CalibrationResult(task=task, target=float(target), w=float(w), measured_success=k / n,
+                                         measured_episodes=n, distractor_seed=int(j),
+                                         points=[[w_, c[0], c[1]] for w_, c in sorted(points.items())]))
     return sorted(results, key=lambda r: r.target)
 
 
