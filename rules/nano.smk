@@ -6,7 +6,8 @@
 #   work/<tier>/nano/eval/metrics.json, samples.jsonl                       (baseline, method "base")
 #
 # Other stages load the model directory like a hub id (AutoModelForCausalLM.from_pretrained) and
-# depend on NANO_MODEL (its weights file) and NANO_DATA[...] as rule inputs.
+# depend on NANO_MODEL (its weights file, i.e. work/<tier>/nano/model/model.safetensors; not the
+# directory) and on any file of NANO_DATA (one rule writes all splits) as rule inputs.
 
 NANO = config["nano"]
 NANO_SPLITS = ["sft", "rl_train", "unlabeled", "test", "hard"]
@@ -66,8 +67,7 @@ rule nano_eval:
     """Baseline of the nano model through the math harness (greedy + 8 samples at T=1 on the CPU tiers)."""
     input:
         model=NANO_MODEL,
-        data=[NANO_DATA[d.removeprefix("arith_")] if d.removeprefix("arith_") in NANO_DATA else f"{NANO_DATA_DIR}/{d}.jsonl"
-              for d in NANO["eval"]["datasets"]],
+        data=[f"{NANO_DATA_DIR}/{name}.jsonl" for name in NANO["eval"]["datasets"]],
     output:
         metrics=f"{NANO_EVAL_DIR}/metrics.json",
         samples=f"{NANO_EVAL_DIR}/samples.jsonl",
