@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from benchmarks.math.prompts import build_prompt
 from benchmarks.arith.make_data import MakeDataArgs, write_splits
 from benchmarks.arith.model import NanoModelSpec, build_model
 from benchmarks.arith.tokenizer import build_tokenizer
@@ -24,6 +25,7 @@ def test_labels_cover_the_response_only():
     examples = encode_sft(rows, tok)
     batch = collate(examples, tok.pad_token_id)
     for i, (ids, n_prompt) in enumerate(examples):
+        assert tok.decode(ids[:n_prompt]) == build_prompt(rows[i]["problem"], "plain")
         assert tok.decode(ids[:n_prompt]) == f"Problem: {rows[i]['problem']}\nSolution:"
         labels = batch["labels"][i]
         supervised = labels[labels != -100].tolist()

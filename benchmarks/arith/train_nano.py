@@ -62,11 +62,9 @@ class NanoSFTArgs:
 # ----------------------------------------------------------------------------- data
 
 def plain_prompt(problem: str) -> str:
-    """The math harness's ``plain`` template (benchmarks.math.prompts.build_prompt(problem, "plain"))."""
-    try:
-        from benchmarks.math.prompts import build_prompt
-    except ImportError:  # the harness is optional for this module; the template is fixed by the interface
-        return f"Problem: {problem}\nSolution:"
+    """The math harness's ``plain`` template, so SFT and evaluation prompts are the same string."""
+    from benchmarks.math.prompts import build_prompt
+
     return build_prompt(problem, "plain")
 
 
