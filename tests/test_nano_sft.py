@@ -8,12 +8,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from benchmarks.math.prompts import build_prompt
 from benchmarks.arith.make_data import MakeDataArgs, write_splits
 from benchmarks.arith.model import NanoModelSpec, build_model
 from benchmarks.arith.tokenizer import build_tokenizer
 from benchmarks.arith.train_nano import (NanoSFTArgs, boxed_integer, collate, encode_sft, lr_at, main,
                                          quick_accuracy, read_jsonl)
+from benchmarks.math.prompts import build_prompt
 
 SMALL = dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128, max_positions=64)
 
