@@ -32,7 +32,8 @@ class TrainRLArgs:
 
     model: str = "work/tiny/nano/model"  # model dir or hub id (tokenizer saved alongside)
     train_data: str = "work/tiny/data/arith/arith_rl_train.jsonl"  # JSONL (id, problem, answer) or hub:<id>[:split]
-    train_limit: int | None = None  # use only the first N training problems
+    train_limit: int | None = None  # use only the first N training problems (after train_filter)
+    train_filter: str | None = None  # keep training rows whose numeric column passes e.g. "num_operands<=3"
     template: str = "plain"  # prompt template (benchmarks.math.prompts): plain | qwen25-math-cot
     out: str = "work/tiny/entropy_mechanism/run"  # output directory
     policy_loss: str = "grpo"  # grpo | clip_higher | clip_cov | kl_cov (methods.entropy_mechanism.losses.LOSSES)
@@ -53,6 +54,7 @@ class TrainRLArgs:
     rollout_steps: int = 20  # number of rollout steps (optimiser steps = rollout_steps * ppo_minibatches)
     learning_rate: float = 1e-4  # constant learning rate (AdamW)
     weight_decay: float = 0.0  # AdamW weight decay
+    adam_epsilon: float = 1e-8  # AdamW epsilon (larger = parameters with tiny gradients move less)
     max_grad_norm: float = 1.0  # gradient clipping
     warmup_steps: int = 0  # linear warm-up optimiser steps
     temperature: float = 1.0  # rollout sampling temperature (entropy is measured at it)
@@ -65,6 +67,7 @@ class TrainRLArgs:
     eval_data_dir: str | None = None  # directory of the final evaluation datasets
     eval_protocol: str = "tiny"  # benchmarks.math.evaluate protocol for the final evaluation
     eval_limit: int | None = None  # evaluate only the first N problems of each dataset
+    eval_max_new_tokens: int | None = None  # response budget of the final evaluation (None: the protocol's)
     eval_batch_size: int = 64  # generation batch size of validation / evaluation
     save_model: bool = False  # save the trained model and tokenizer under <out>/model
     use_vllm: bool = False  # vLLM colocated rollouts (GPU tiers)
@@ -131,7 +134,7 @@ def grpo_settings(args: TrainRLArgs, world_size: int = 1) -> dict[str, Any]:
         steps_per_generation=geo["steps_per_generation"], num_generations=args.num_generations,
         max_steps=geo["max_steps"], num_iterations=1, learning_rate=args.learning_rate,
         lr_scheduler_type="constant_with_warmup" if args.warmup_steps else "constant",
-        warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
+        warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, adam_epsilon=args.adam_epsilon, max_grad_norm=args.max_grad_norm,
         temperature=args.temperature, top_p=args.top_p, max_completion_length=args.max_completion_length,
         beta=0.0, loss_type="bnpo", scale_rewards="group", importance_sampling_level=args.importance_sampling_level,
         mask_truncated_completions=False, use_vllm=args.use_vllm, vllm_mode="colocate",
@@ -168,6 +171,33 @@ def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows
+
+
+_OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b,
+        "<": lambda a, b: a < b, ">": lambda a, b: a > b}
+
+
+def filter_rows(rows: list[dict], expr: str | None, where: str = "--train-filter") -> list[dict]:
+    """Rows whose numeric column satisfies ``expr`` = "<column><op><number>" (op: <=, >=, ==, <, >)."""
+    if not expr:
+        return rows
+    for op in ("<=", ">=", "==", "<", ">"):
+        if op in expr:
+            col, _, val = (x.strip() for x in expr.partition(op))
+            break
+    else:
+        raise ValueError(f"{where} {expr!r}: expected <column><op><number> with op in <=, >=, ==, <, >")
+    try:
+        bound = float(val)
+    except ValueError:
+        raise ValueError(f"{where} {expr!r}: {val!r} is not a number") from None
+    missing = [i for i, r in enumerate(rows) if col not in r]
+    if missing:
+        raise ValueError(f"{where} {expr!r}: row {missing[0]} has no column {col!r}")
+    kept = [r for r in rows if _OPS[op](float(r[col]), bound)]
+    if not kept:
+        raise ValueError(f"{where} {expr!r}: no training row passes the filter")
+    return kept
 
 
 def load_rows(spec: str, limit: int | None = None) -> list[dict]:
@@ -245,11 +275,14 @@ def _curve_rows(log_path: Path, args: TrainRLArgs, method: str, train_name: str,
                 if rec.get(k) is not None:
                     rows.append(make_row(args.paper, method, args.model_name, train_name, args.seed, step,
                                          name, float(rec[k])))
-    if train_steps:
+    if train_steps:  # mean over the first / last rollout step (its ppo_minibatches optimiser steps)
+        k = max(1, min(args.ppo_minibatches, len(train_steps)))
+        first = sum(r["entropy"] for r in train_steps[:k]) / k
+        last = sum(r["entropy"] for r in train_steps[-k:]) / k
         rows.append(make_row(args.paper, method, args.model_name, train_name, args.seed, -1,
-                             "entropy_initial", float(train_steps[0]["entropy"])))
+                             "entropy_initial", float(first)))
         rows.append(make_row(args.paper, method, args.model_name, train_name, args.seed, -1,
-                             "entropy_final", float(train_steps[-1]["entropy"])))
+                             "entropy_final", float(last)))
     return rows
 
 
@@ -295,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16 if args.bf16 else torch.float32)
-    train_rows = load_rows(args.train_data, args.train_limit)
+    train_rows = filter_rows(load_rows(args.train_data, None if args.train_filter else args.train_limit),
+                             args.train_filter)[:args.train_limit]
     train_name = (Path(args.train_data).stem if not args.train_data.startswith("hub:")
                   else args.train_data[4:].split("?")[0].split("/")[-1].split(":")[0].split("@")[0])
     extra_cols = [k for k in train_rows[0] if k not in ("problem", "prompt", "solution")]
@@ -322,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
                                     loss_kwargs=kw, selection_seed=args.seed)
     print(f"train_rl: {args.policy_loss} on {train_name} ({len(dataset)} prompts), "
           f"{cfg.max_steps} optimiser steps, seed {args.seed}", file=sys.stderr, flush=True)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # one compact progress line per step instead of raw dicts
     trainer.add_callback(_ProgressCallback(cfg.max_steps))
     trainer.train()
 
@@ -366,7 +403,7 @@ def final_eval(model, tokenizer, args: TrainRLArgs, method: str) -> list[dict]:
     model.eval()
     import inspect
 
-    wanted = dict(seed=args.seed, max_new_tokens=args.max_completion_length, batch_size=args.eval_batch_size,
+    wanted = dict(seed=args.seed, max_new_tokens=args.eval_max_new_tokens, batch_size=args.eval_batch_size,
                   backend="vllm" if args.use_vllm else "hf", grade_workers=None if args.use_vllm else 0)
     accepted = inspect.signature(evaluate_model).parameters
     extra = {k: v for k, v in wanted.items() if k in accepted}

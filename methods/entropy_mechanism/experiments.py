@@ -38,7 +38,7 @@ def train_rl_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         **train_options(cfg, model_name),
         val_data=f"{data_dir}/{cfg['val_split']}.jsonl",
         eval_datasets=list(cfg["eval"]["datasets"]), eval_data_dir=data_dir, eval_protocol=cfg["eval"]["protocol"],
-        eval_limit=cfg["eval"].get("limit"),
+        eval_limit=cfg["eval"].get("limit"), eval_max_new_tokens=cfg["eval"].get("max_new_tokens"),
         paper="entropy_mechanism", method=method, model_name=model_name, seed=seed, threads=threads, out=out,
     )
     for key in LOSS_KEYS:
