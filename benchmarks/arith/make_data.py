@@ -17,7 +17,7 @@ local_dir=...)`` loads them exactly like ``math500``.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.arith.task import TaskSpec, generate_unique
@@ -71,7 +71,7 @@ def make_splits(args: MakeDataArgs) -> dict[str, list[dict]]:
     specs, sizes = args.specs(), args.sizes()
     seen: set[str] = set()
     splits = {}
-    for k, split in enumerate(SPLITS):
+    for split in SPLITS:
         rng = random.Random(f"{args.seed}/{split}")
         rows = generate_unique(rng, specs[split], sizes[split], seen)
         name = FILES[split]

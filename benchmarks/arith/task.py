@@ -60,7 +60,7 @@ class TaskSpec:
 def render(tokens: list[Token]) -> str:
     """Expression tokens -> text: binary operators spaced, parentheses tight: ``23 + 5 × (7 - 2)``."""
     out = []
-    for i, tok in enumerate(tokens):
+    for tok in tokens:
         if isinstance(tok, int):
             out.append(str(tok))
         elif tok in SYMBOL:
