@@ -5,52 +5,52 @@
 #                      train_log.jsonl (per step: entropy, cov, fraction selected/clipped, |log-ratio|,
 #                      reward, length, val acc) + metrics.json (curves, entropy_initial/final, final eval)
 #   law/<method>       python -m methods.entropy_mechanism.fit_law over that method's seeds
-from methods.entropy_mechanism import experiments as em_plan
+from methods.entropy_mechanism import experiments as entmech_plan
 
-EM = config["entropy_mechanism"]
+ENTMECH = config["entropy_mechanism"]
 
 
-def em_model(name):
+def entmech_model(name):
     """The starting model of ``name``: the workflow's nano model, or a hub id / path."""
-    src = EM["models"][name]
+    src = ENTMECH["models"][name]
     return work("nano", "model") if src == "nano" else src
 
 
-def em_data_dir():
-    return EM.get("data_dir") or work("data", "arith")
+def entmech_data_dir():
+    return ENTMECH.get("data_dir") or work("data", "arith")
 
 
-def em_local_inputs(wc):
+def entmech_local_inputs(wc):
     """Files the workflow must build first (the nano model and the arith data); none for hub models/data."""
     deps = []
-    if EM["models"][wc.model] == "nano":
-        deps.append(work("nano", "model"))
-    if not EM.get("data_dir"):
-        deps.append(work("data", "arith", f"{EM['val_split']}.jsonl"))
+    if ENTMECH["models"][wc.model] == "nano":
+        deps.append(work("nano", "model", "model.safetensors"))  # NANO_MODEL: the weights file
+    if not ENTMECH.get("data_dir"):
+        deps.append(work("data", "arith", f"{ENTMECH['val_split']}.jsonl"))
     return deps
 
 
-def em_train_args(method, model, seed):
-    return em_plan.train_rl_args(EM, method, model, em_model(model), seed, em_data_dir(),
+def entmech_train_args(method, model, seed):
+    return entmech_plan.train_rl_args(ENTMECH, method, model, entmech_model(model), seed, entmech_data_dir(),
                                  work("entropy_mechanism", model, method, f"seed{seed}"), config["threads"])
 
 
-rule em_train:
+rule entmech_train:
     """One (model, method, seed) RL run with the method's policy loss and the verifiable reward."""
     input:
-        em_local_inputs,
+        entmech_local_inputs,
     output:
         metrics=work("entropy_mechanism", "{model}", "{method}", "seed{seed}", "metrics.json"),
         log=work("entropy_mechanism", "{model}", "{method}", "seed{seed}", "train_log.jsonl"),
     wildcard_constraints:
         model="[^/]+",
-        method="|".join(EM["methods"]),
+        method="|".join(ENTMECH["methods"]),
         seed="[0-9]+",
     log:
         log_path("entropy_mechanism", "{model}", "{method}", "seed{seed}"),
     params:
-        args=lambda wc: cli(em_train_args(wc.method, wc.model, int(wc.seed))),
-        launcher=em_plan.launcher(EM),
+        args=lambda wc: cli(entmech_train_args(wc.method, wc.model, int(wc.seed))),
+        launcher=entmech_plan.launcher(ENTMECH),
     threads: config["threads"]
     resources:
         gpu=lambda wc: gpus("entropy_mechanism"),
@@ -60,23 +60,23 @@ rule em_train:
         "{params.launcher} {params.args} > {log} 2>&1"
 
 
-rule em_law:
+rule entmech_law:
     """Fit R = -a exp(H) + b on one method's runs (all seeds pooled) + the early-fit extrapolation per seed."""
     input:
         lambda wc: [work("entropy_mechanism", wc.model, wc.method, f"seed{s}", "train_log.jsonl")
-                    for s in EM["seeds"]],
+                    for s in ENTMECH["seeds"]],
     output:
         work("entropy_mechanism", "{model}", "law", "{method}", "metrics.json"),
     wildcard_constraints:
         model="[^/]+",
-        method="|".join(EM["methods"]),
+        method="|".join(ENTMECH["methods"]),
     log:
         log_path("entropy_mechanism", "{model}", "law_{method}"),
     params:
         args=lambda wc: cli(dict(
-            runs=[work("entropy_mechanism", wc.model, wc.method, f"seed{s}") for s in EM["seeds"]],
-            seeds=EM["seeds"], method=wc.method, model_name=wc.model, dataset=EM["val_split"],
-            early_fit_fraction=EM["law"].get("early_fit_fraction", 0.15),
+            runs=[work("entropy_mechanism", wc.model, wc.method, f"seed{s}") for s in ENTMECH["seeds"]],
+            seeds=ENTMECH["seeds"], method=wc.method, model_name=wc.model, dataset=ENTMECH["val_split"],
+            early_fit_fraction=ENTMECH["law"].get("early_fit_fraction", 0.15),
             out=work("entropy_mechanism", wc.model, "law", wc.method))),
     conda:
         "../envs/llm-cpu.yaml"
@@ -84,14 +84,14 @@ rule em_law:
         "python -m methods.entropy_mechanism.fit_law {params.args} > {log} 2>&1"
 
 
-rule em_bench:
+rule entmech_bench:
     """Step time of each loss vs grpo_loss (nano-sized model) and the losses alone (not part of the table)."""
     output:
         work("perf", "entropy_mechanism", "bench.json"),
     log:
         log_path("perf", "entropy_mechanism_bench"),
     params:
-        args=lambda wc: cli(dict(**EM.get("bench", {}), out=work("perf", "entropy_mechanism"))),
+        args=lambda wc: cli(dict(**ENTMECH.get("bench", {}), out=work("perf", "entropy_mechanism"))),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
@@ -99,7 +99,7 @@ rule em_bench:
 
 
 ENTROPY_MECHANISM_RUNS = (
-    [f"{d}/metrics.json" for _m, _meth, _s, d in em_plan.run_dirs(EM, work)]
+    [f"{d}/metrics.json" for _m, _meth, _s, d in entmech_plan.run_dirs(ENTMECH, work)]
     + [work("entropy_mechanism", m, "law", meth, "metrics.json")
-       for m in EM["models"] for meth in em_plan.law_methods(EM)]
+       for m in ENTMECH["models"] for meth in entmech_plan.law_methods(ENTMECH)]
 )
