@@ -186,13 +186,14 @@ def _faulty_grade_inline(completion, gold, timeout_s):
 _ORIGINAL_GRADE_INLINE = grading._grade_inline
 
 
-def test_pool_kills_hung_and_crashed_workers_and_never_stalls(monkeypatch):
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_pool_kills_hung_and_crashed_workers_and_never_stalls(monkeypatch, prefetch):
     # fork start: the workers inherit the monkeypatched module, so they really hang / crash.
     monkeypatch.setattr(grading, "_grade_inline", _faulty_grade_inline)
     pairs = [(r"\boxed{1}", "1"), ("HANG", "1"), (r"\boxed{2}", "2"), ("CRASH", "1"),
              ("HANG", "1"), (r"\boxed{0.5}", r"\frac12"), (r"\boxed{3}", "4")]
     t0 = time.perf_counter()
-    with GraderPool(workers=2, timeout_s=0.5, grace_s=0.5, start_method="fork") as pool:
+    with GraderPool(workers=2, timeout_s=0.5, grace_s=0.5, start_method="fork", prefetch=prefetch) as pool:
         got = pool.grade(pairs)
         again = pool.grade([(r"\boxed{6}", "6")])  # replaced workers still serve
         stats = dict(pool.stats)

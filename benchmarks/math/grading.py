@@ -300,8 +300,8 @@ class _Worker:
         self.proc.start()
         child.close()
         self.ready = False
-        self.item: int | None = None
-        self.deadline = time.monotonic() + STARTUP_TIMEOUT_S  # until "ready", then per item
+        self.items: deque[int] = deque()  # in flight, FIFO; the head is being graded
+        self.deadline = time.monotonic() + STARTUP_TIMEOUT_S  # until "ready", then the head's
         self.answered = 0
 
     def kill(self) -> None:
@@ -321,9 +321,10 @@ class GraderPool:
     """A reusable pool of grading processes with a wall-clock deadline per item.
 
     Each worker grades one item at a time in its own main thread (so the in-process SIGALRM timer
-    works). The parent kills any worker that has not answered ``timeout_s + grace_s`` seconds
-    after it was handed an item, or that died, marks that item False and starts a replacement, so
-    a batch always finishes. Item deadlines start only once a worker has reported ready.
+    works); ``prefetch`` items are queued per worker so it never waits for the parent. The parent
+    kills any worker whose current item has run ``timeout_s + grace_s`` seconds, or that died,
+    marks that item False, re-queues the worker's other items and starts a replacement, so a batch
+    always finishes. Deadlines start only once a worker has reported ready.
 
     Use as a context manager or call :meth:`close`. ``stats`` counts ``timeouts`` (killed for
     overrunning) and ``crashes`` (died) over the pool's lifetime.
@@ -336,6 +337,7 @@ class GraderPool:
         grace_s: float = 1.0,
         start_method: str | None = None,
         memory_limit_mb: int | None = 4096,
+        prefetch: int = 2,
     ):
         if workers is None:
             workers = os.cpu_count() or 1
@@ -347,10 +349,16 @@ class GraderPool:
         self.timeout_s = float(timeout_s)
         self.grace_s = float(grace_s)
         self.memory_limit_mb = memory_limit_mb
+        if prefetch < 1:
+            raise ValueError(f"GraderPool: prefetch must be >= 1, got {prefetch}")
+        self.prefetch = int(prefetch)
         method = start_method or _default_start_method()
         self._ctx = mp.get_context(method)
         if method == "fork":
             import math_verify  # noqa: F401 - imported once here, inherited by every worker
+
+            if _in_main_thread():  # warm math-verify's lazily built regexes/grammars once, too
+                _equivalent_inline("\\frac{1}{2}", "0.5", timeout_s)
         elif method == "forkserver":
             self._ctx.set_forkserver_preload(["benchmarks.math.grading", "math_verify"])
         self._pool: list[_Worker] = []
@@ -388,10 +396,13 @@ class GraderPool:
             pass
 
     # -- work ---------------------------------------------------------------------------------
-    def _replace(self, i: int, reason: str) -> int | None:
-        """Kill worker i, start a new one; returns the item it held (now failed), if any."""
+    def _replace(self, i: int, reason: str, todo: deque | None = None) -> int | None:
+        """Kill worker i and start a new one. Its current item is returned (it failed); the items
+        queued behind it go back to the front of ``todo``."""
         w = self._pool[i]
-        lost = w.item
+        lost = w.items.popleft() if w.items else None
+        if todo is not None:
+            todo.extendleft(reversed(w.items))
         self.stats[reason] += 1
         w.kill()
         if w.answered == 0 and (reason == "crashes" or not w.ready):
@@ -412,21 +423,36 @@ class GraderPool:
             return
         while len(self._pool) < min(self.workers, len(tasks)):
             self._pool.append(self._spawn())
-        todo = deque(range(len(tasks)))
+        # Items sharing a gold answer go to the same worker back to back, so its cached parse of
+        # that gold is reused (parsing dominates grading time).
+        def gold_of(idx: int):
+            kind, x, y = tasks[idx]
+            return x if kind == "answers" else y
+
+        todo = deque(sorted(range(len(tasks)), key=lambda i: (str(gold_of(i)), i)))
         remaining = len(tasks)
         budget = self.timeout_s + self.grace_s
+        cap = self.prefetch + 16
         while remaining:
-            for i, w in enumerate(list(self._pool)):  # hand an item to every ready, idle worker
-                if w.ready and w.item is None and todo:
+            for i, w in enumerate(list(self._pool)):  # top up every ready worker's queue
+                while w.ready and todo and (
+                    len(w.items) < self.prefetch
+                    or (len(w.items) < cap and gold_of(todo[0]) == gold_of(w.items[-1]))
+                ):
                     idx = todo.popleft()
                     try:
                         w.conn.send((idx, *tasks[idx]))
-                    except (BrokenPipeError, OSError):  # died while idle: replace, retry item
+                    except (BrokenPipeError, OSError):  # died: replace, retry its items
                         todo.appendleft(idx)
-                        self._replace(i, "crashes")
-                        continue
-                    w.item, w.deadline = idx, time.monotonic() + budget
-            waiting = [w for w in self._pool if w.item is not None or not w.ready]
+                        lost = self._replace(i, "crashes", todo)
+                        if lost is not None:
+                            remaining -= 1
+                            yield lost, False
+                        break
+                    if not w.items:
+                        w.deadline = time.monotonic() + budget
+                    w.items.append(idx)
+            waiting = [w for w in self._pool if w.items or not w.ready]
             now = time.monotonic()
             wait_s = max(0.0, min(w.deadline for w in waiting) - now) if waiting else 0.0
             ready = {id(c) for c in _wait_connections([w.conn for w in waiting], timeout=wait_s)}
@@ -437,7 +463,7 @@ class GraderPool:
                     try:
                         msg = w.conn.recv()
                     except (EOFError, OSError):
-                        lost = self._replace(i, "crashes")
+                        lost = self._replace(i, "crashes", todo)
                         if lost is not None:
                             remaining -= 1
                             yield lost, False
@@ -446,13 +472,14 @@ class GraderPool:
                         w.ready, w.deadline = True, math.inf
                         continue
                     idx, ok = msg
-                    w.item, w.deadline = None, math.inf
+                    w.items.popleft()  # FIFO: the answer is for the head
+                    w.deadline = time.monotonic() + budget if w.items else math.inf
                     w.answered += 1
                     self._startup_failures = 0
                     remaining -= 1
                     yield idx, ok
                 elif time.monotonic() >= w.deadline:
-                    lost = self._replace(i, "timeouts" if w.ready else "crashes")
+                    lost = self._replace(i, "timeouts" if w.ready else "crashes", todo)
                     if lost is not None:
                         remaining -= 1
                         yield lost, False

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from benchmarks.math.datasets import braces_balanced, load_problems
-from benchmarks.math.grading import GraderPool, grade
+from benchmarks.math.grading import GraderPool, _parse_answer, grade
 
 SETS = ("math500", "minerva", "olympiadbench", "aime24", "aime25", "amc23")
 
@@ -104,14 +104,18 @@ def main(argv=None) -> dict:
     pairs = build_pairs(args.data_dir, args.pairs, args.seed)
     items = [(c, g) for c, g, _ in pairs]
     items += [(r"\boxed{9^{9^{9^{9^9}}}}", "3")] * args.adversarial
-    t0 = time.perf_counter()
-    serial = [grade(c, g, timeout_s=args.timeout_s) for c, g in items]
-    t_serial = time.perf_counter() - t0
+    # Pool first (its workers fork from a parent with cold caches), then serial with a cleared
+    # parse cache, so neither run profits from the other's cached math-verify parses.
+    _parse_answer.cache_clear()
     t0 = time.perf_counter()
     with GraderPool(workers=args.workers, timeout_s=args.timeout_s) as pool:
         pooled = pool.grade(items)
         stats = dict(pool.stats)
     t_pool = time.perf_counter() - t0
+    _parse_answer.cache_clear()
+    t0 = time.perf_counter()
+    serial = [grade(c, g, timeout_s=args.timeout_s) for c, g in items]
+    t_serial = time.perf_counter() - t0
     kinds = {}
     for (_, _, kind), ok in zip(pairs, pooled):
         kinds.setdefault(kind, []).append(ok)
