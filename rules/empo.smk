@@ -59,7 +59,7 @@ rule empo_base_eval:
         args=lambda wc: cli(dict(
             model=empo_model(wc.model), datasets=EMPO["eval_datasets"], data_dir=empo_data_dir(),
             protocol=EMPO["eval_protocol"], backend="vllm" if EMPO["use_vllm"] else "hf",
-            template=EMPO["template"], limit=EMPO.get("eval_limit"),
+            template=EMPO["template"], limit=EMPO.get("eval_limit"), max_new_tokens=EMPO.get("eval_max_new_tokens"),
             out=work("empo", wc.model, "base"), paper="empo", method="base", model_name=wc.model,
             seed=config["seed"], step=-1, batch_size=64, threads=config["threads"])),
     resources:

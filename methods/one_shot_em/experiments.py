@@ -61,7 +61,8 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         micro_batch=cfg.get("micro_batch", 8), grad_accum=cfg.get("grad_accum", 8), max_steps=max_steps,
         max_new_tokens=cfg.get("max_new_tokens", 512), save_steps=save, eval_steps=eval_steps,
         eval_datasets=list(cfg["eval_datasets"]), data_dir=data_dir, eval_protocol=cfg.get("eval_protocol", "tiny"),
-        eval_limit=cfg.get("eval_limit"), eval_n_samples=cfg.get("eval_n_samples"), bf16=cfg.get("bf16", False), seed=seed, threads=threads,
+        eval_limit=cfg.get("eval_limit"), eval_n_samples=cfg.get("eval_n_samples"),
+        eval_max_new_tokens=cfg.get("eval_max_new_tokens"), bf16=cfg.get("bf16", False), seed=seed, threads=threads,
         method=method, model_name=model_name,
     )
     if cfg.get("prompt") is not None:
