@@ -11,8 +11,10 @@ both throughputs, their ratio, and the pool's timeout / crash counters ("hangs")
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import resource
 import time
 import warnings
 from dataclasses import dataclass
@@ -106,16 +108,26 @@ def main(argv=None) -> dict:
     items += [(r"\boxed{9^{9^{9^{9^9}}}}", "3")] * args.adversarial
     # Pool first (its workers fork from a parent with cold caches), then serial with a cleared
     # parse cache, so neither run profits from the other's cached math-verify parses.
+    load_before = os.getloadavg()[0]
     _parse_answer.cache_clear()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     with GraderPool(workers=args.workers, timeout_s=args.timeout_s) as pool:
         pooled = pool.grade(items)
         stats = dict(pool.stats)
     t_pool = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_pool = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) + (
+        p1.ru_utime + p1.ru_stime - p0.ru_utime - p0.ru_stime)
     _parse_answer.cache_clear()
     t0 = time.perf_counter()
     serial = [grade(c, g, timeout_s=args.timeout_s) for c, g in items]
     t_serial = time.perf_counter() - t0
+    p2 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_serial = p2.ru_utime + p2.ru_stime - p1.ru_utime - p1.ru_stime
+    load_after = os.getloadavg()[0]
     kinds = {}
     for (_, _, kind), ok in zip(pairs, pooled):
         kinds.setdefault(kind, []).append(ok)
@@ -129,6 +141,9 @@ def main(argv=None) -> dict:
         "disagreements": sum(a != b for a, b in zip(serial, pooled)),
         "pool_timeouts": stats["timeouts"],
         "pool_crashes": stats["crashes"],
+        "cpu_serial_s": cpu_serial,
+        "cpu_pool_s": cpu_pool,
+        "load_avg": (load_before, load_after),
         "accuracy_by_kind": {k: sum(v) / len(v) for k, v in sorted(kinds.items())},
     }
     print(f"{len(items)} pairs ({', '.join(f'{k}: {len(v)}' for k, v in sorted(kinds.items()))})")
@@ -136,6 +151,14 @@ def main(argv=None) -> dict:
     print(f"pool({args.workers}): {t_pool:7.2f} s  {out['pool_items_per_s']:8.1f} items/s  (incl. worker start-up)")
     print(f"speedup: {out['speedup']:.2f}x   timeouts (killed workers): {stats['timeouts']}   crashes: "
           f"{stats['crashes']}   serial/pool disagreements: {out['disagreements']}")
+    # On a shared machine the wall-clock ratio is capped by the CPU the others leave; the CPU the
+    # pool spends per item shows what the same run would do with `workers` free cores.
+    busy = cpu_pool / t_pool
+    print(f"cpu    : serial {cpu_serial:.2f} s, pool {cpu_pool:.2f} s (parent + workers); the pool got "
+          f"{busy:.2f} of {args.workers} cores; 1-min load average {load_before:.1f} -> {load_after:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    print(f"         speedup with {args.workers} free cores (serial CPU / pool CPU per core): "
+          f"{args.workers * cpu_serial / cpu_pool:.2f}x")
     print("fraction graded correct by kind: " + ", ".join(f"{k}={v:.3f}" for k, v in out["accuracy_by_kind"].items()))
     return out
 
