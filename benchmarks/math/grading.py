@@ -20,6 +20,7 @@ thousands of unbalanced braces) from stalling an evaluation:
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import math
 import multiprocessing as mp
@@ -367,7 +368,15 @@ class GraderPool:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
-        return _Worker(self._ctx, self.timeout_s, self.memory_limit_mb)
+        if self._ctx.get_start_method() != "fork":
+            return _Worker(self._ctx, self.timeout_s, self.memory_limit_mb)
+        # Freeze the parent's objects out of the collector's reach while forking, so the child's
+        # collections do not touch (and copy-on-write) every inherited page.
+        gc.freeze()
+        try:
+            return _Worker(self._ctx, self.timeout_s, self.memory_limit_mb)
+        finally:
+            gc.unfreeze()
 
     def close(self) -> None:
         for w in self._pool:
