@@ -57,6 +57,17 @@ def test_dry_run_needs_no_model(capsys):
     assert out["loss_kwargs"] == {"k_ratio": 0.002}
 
 
+def test_train_filter():
+    rows = [{"problem": str(i), "answer": "1", "num_operands": i % 4 + 2} for i in range(12)]
+    kept = train_rl.filter_rows(rows, "num_operands<=3")
+    assert kept and all(r["num_operands"] <= 3 for r in kept) and len(kept) == 6
+    assert train_rl.filter_rows(rows, None) is rows
+    with pytest.raises(ValueError, match="no column 'depth'"):
+        train_rl.filter_rows(rows, "depth>1")
+    with pytest.raises(ValueError, match="expected <column><op><number>"):
+        train_rl.filter_rows(rows, "num_operands~3")
+
+
 def test_jsonl_errors_name_file_and_line(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_text('{"problem": "a", "answer": "1"}\n{"problem": "b"}\n')

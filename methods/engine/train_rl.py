@@ -384,9 +384,12 @@ class _ProgressCallback:  # a TrainerCallback without the import at module level
             def on_log(self, args, state, control, logs=None, **kw):
                 if not state.is_world_process_zero or not logs or "entropy" not in logs:
                     return
-                print(f"step {state.global_step}/{total}: reward {logs.get('reward', float('nan')):.3f} "
-                      f"entropy {logs['entropy']:.3f} cov {logs.get('cov_mean', float('nan')):+.4f} "
-                      f"len {logs.get('completions/mean_length', float('nan')):.1f}", file=sys.stderr, flush=True)
+                parts = [f"step {state.global_step}/{total}: entropy {logs['entropy']:.3f}"]
+                if "cov_mean" in logs:
+                    parts.append(f"cov {logs['cov_mean']:+.4f}")
+                if "reward" in logs:  # logged on the first optimiser step of each rollout
+                    parts.append(f"reward {logs['reward']:.3f} len {logs.get('completions/mean_length', 0):.1f}")
+                print(" ".join(parts), file=sys.stderr, flush=True)
 
         return P()
 
