@@ -76,7 +76,7 @@ class BehaviourPolicy:
         w = self.spec.w
         e = np.asarray(self.expert.get_action(obs), dtype=np.float64)
         mu = (1.0 - w) * e + (w * self.distractor(obs) if w > 0 else 0.0)
-        return np.clip(mu, -1.0, 1.0)
+        return np.minimum(np.maximum(mu, -1.0), 1.0)  # = np.clip, several times faster on 4 numbers
 
     def sample(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(action, mean): action ~ N(mean, sigma^2 I), both shape (4,)."""
@@ -132,7 +132,7 @@ def rollout(spec: BehaviourSpec, episode_seed: int, record: bool = True, stop_on
     t = 0
     for t in range(1, horizon + 1):
         action, mu = pol.sample(obs, rng)
-        nxt, reward, term, trunc, info = env.step(np.clip(action, -1.0, 1.0).astype(np.float32))
+        nxt, reward, term, trunc, info = env.step(np.minimum(np.maximum(action, -1.0), 1.0).astype(np.float32))
         s = bool(info.get("success", 0.0) > 0)
         success = success or s
         if record:
