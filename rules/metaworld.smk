@@ -10,17 +10,13 @@
 PPL = config["ppl"]
 
 
-def mw_path(task, name):
-    return work("metaworld", task, name)
-
-
 MW_WILDCARDS = {"task": "[a-z-]+", "kind": "homogeneous|heterogeneous"}
 
 
 rule metaworld_calibrate:
     """Distractor weight per target success rate (isotonic-smoothed curve + refinement)."""
     output:
-        mw_path("{task}", "calibration.json"),
+        work("metaworld", "{task}", "calibration.json"),
     log:
         log_path("metaworld", "{task}", "calibrate"),
     wildcard_constraints:
@@ -37,7 +33,7 @@ rule metaworld_calibrate:
 rule metaworld_oracle:
     """Oracle critic V* fitted on noisy-expert Monte-Carlo returns (regret teacher)."""
     output:
-        mw_path("{task}", "oracle.pt"),
+        work("metaworld", "{task}", "oracle.pt"),
     log:
         log_path("metaworld", "{task}", "oracle"),
     wildcard_constraints:
@@ -55,9 +51,9 @@ rule metaworld_oracle:
 rule metaworld_collect:
     """One offline dataset (homogeneous: the ~50% policy; heterogeneous: ~20% + ~50% policies)."""
     input:
-        calibration=mw_path("{task}", "calibration.json"),
+        calibration=work("metaworld", "{task}", "calibration.json"),
     output:
-        mw_path("{task}", "{kind}.hdf5"),
+        work("metaworld", "{task}", "{kind}.hdf5"),
     log:
         log_path("metaworld", "{task}", "collect_{kind}"),
     wildcard_constraints:
@@ -75,10 +71,10 @@ rule metaworld_collect:
 rule metaworld_preferences:
     """Scripted-teacher labels on segment pairs of one dataset."""
     input:
-        dataset=mw_path("{task}", "{kind}.hdf5"),
-        oracle=mw_path("{task}", "oracle.pt"),
+        dataset=work("metaworld", "{task}", "{kind}.hdf5"),
+        oracle=work("metaworld", "{task}", "oracle.pt"),
     output:
-        mw_path("{task}", "{kind}.prefs.hdf5"),
+        work("metaworld", "{task}", "{kind}.prefs.hdf5"),
     log:
         log_path("metaworld", "{task}", "preferences_{kind}"),
     wildcard_constraints:

@@ -7,11 +7,7 @@
 PPL = config["ppl"]
 
 
-def ppl_run_dir(task, kind, method, seed):
-    return work("ppl", task, kind, method, f"seed{seed}")
-
-
-PPL_RUNS = [f"{ppl_run_dir(t, k, m, s)}/metrics.json"
+PPL_RUNS = [work("ppl", t, k, m, f"seed{s}", "metrics.json")
             for t in PPL["tasks"] for k in PPL["kinds"] for m in PPL["methods"] for s in PPL["seeds"]]
 
 
@@ -30,7 +26,7 @@ rule ppl_train:
         method="sft|cpl|piql|ppl",
         seed=r"\d+",
     params:
-        out=lambda wc: ppl_run_dir(wc.task, wc.kind, wc.method, wc.seed),
+        out=lambda wc: work("ppl", wc.task, wc.kind, wc.method, f"seed{wc.seed}"),
         options=lambda wc: cli({**PPL["train"], **PPL.get("method_overrides", {}).get(wc.method, {}),
                                 "threads": config["threads"]}),
     threads: config["threads"]
