@@ -28,7 +28,7 @@ rule nano_data:
     log:
         log_path("nano", "data"),
     params:
-        out=NANO_DATA_DIR,
+        out=lambda wildcards, output: os.path.dirname(output[0]),
         options=cli(NANO["data"]),
     conda:
         "../envs/llm-cpu.yaml"
@@ -50,8 +50,8 @@ rule nano_sft:
     log:
         log_path("nano", "sft"),
     params:
-        data=NANO_DATA_DIR,
-        out=NANO_MODEL_DIR,
+        data=lambda wildcards, input: os.path.dirname(input.sft),
+        out=lambda wildcards, output: os.path.dirname(output.model),
         options=cli({**NANO["model"], **NANO["train"], "threads": config["threads"]}),
     threads: config["threads"]
     resources:
@@ -74,9 +74,9 @@ rule nano_eval:
     log:
         log_path("nano", "eval"),
     params:
-        model=NANO_MODEL_DIR,
-        data=NANO_DATA_DIR,
-        out=NANO_EVAL_DIR,
+        model=lambda wildcards, input: os.path.dirname(input.model),
+        data=lambda wildcards, input: os.path.dirname(input.data[0]),
+        out=lambda wildcards, output: os.path.dirname(output.metrics),
         options=cli({"seed": config["seed"], "backend": "hf", **NANO["eval"], "template": "plain",
                      "paper": "nano", "method": "base", "model_name": "nano", "threads": config["threads"]}),
     threads: config["threads"]
