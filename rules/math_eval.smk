@@ -28,7 +28,7 @@ def _math_eval_inputs(wc):
     run = MATH_EVAL_RUN_CFG[wc.run]
     if run.get("data_dir") or MATH_EVAL.get("data_dir") or run.get("source") == "hub":
         return []
-    return [MATH_DATA_DIR + f"/{d}.jsonl" for d in run["datasets"]]  # built by rules/data.smk
+    return [os.path.join(MATH_DATA_DIR, f"{d}.jsonl") for d in run["datasets"]]  # built by rules/data.smk
 
 
 rule math_eval:
