@@ -105,7 +105,9 @@ def select(args: SelectArgs) -> dict:
     """Rank the pool and write the winner; returns the selected row with its score."""
     args.check()
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from benchmarks.math.generation import load_tokenizer
 
     from benchmarks.math.generation import Sampling, generate
     from benchmarks.math.grading import grade_many
@@ -124,7 +126,7 @@ def select(args: SelectArgs) -> dict:
         elif r.get("answer") in (None, ""):
             raise ValueError(f"{args.pool} row {i} (id={r.get('id')!r}): no 'answer' but labels=column")
         pool.append(r)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    tokenizer = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
 
     def sample(problems, k, temperature, seed):
