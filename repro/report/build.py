@@ -561,9 +561,12 @@ class Builder:
                 if self.cfg.tier == "tiny":
                     goal = (" — " + ("within" if ov["span_seconds"] <= 30 * 60 else "over")
                             + " the 30-minute goal of the tiny tier")
+                total_run = sum(v["run_seconds"] for v in timed.values())
                 lines.append(f"All runs together: first start {ov['first_start']}, last finish {ov['last_finish']}: "
                              f"**{ov['span_seconds'] / 60:.1f} min** (the reproduction's wall time without data "
-                             f"preparation, table collection and workflow overhead){goal}; the largest stage is "
+                             f"preparation, table collection and workflow overhead, when all runs came from one "
+                             f"invocation; runs reused from earlier invocations stretch it){goal}; the runs' "
+                             f"durations add up to {total_run / 60:.1f} min; the largest stage is "
                              f"`{top[0]}` ({top[1]['run_seconds'] / 60:.1f} min of run time).\n")
         if self.cfg.wall_times:
             wt = read_wall_times(self.cfg.wall_times)
