@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from benchmarks.metaworld.envs import check_task
 from benchmarks.metaworld.policies import BehaviourSpec, make_pool, run_episodes
+from repro.io import atomic_path
 
 SCHEMA_VERSION = 1
 STEP_KEYS = {  # key -> (dtype, trailing shape)
@@ -86,10 +86,7 @@ def write_dataset(path: str | os.PathLike, data: dict[str, Any], metadata: dict[
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for k in STEP_KEYS:
                 f.create_dataset(k, data=data[k], compression="gzip", compression_opts=4)
@@ -100,11 +97,6 @@ def write_dataset(path: str | os.PathLike, data: dict[str, Any], metadata: dict[
             f.attrs["num_steps"] = int(len(data["rewards"]))
             for k, v in metadata.items():
                 f.attrs[k] = json.dumps(v) if not isinstance(v, (str, int, float)) else v
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from benchmarks.metaworld.collect import DatasetError, episodes_to_arrays, load_dataset
 from benchmarks.metaworld.policies import BehaviourSpec, run_episodes
+from repro.io import atomic_path
 
 TEACHERS = ("regret", "return")
 MODES = ("dense", "sparse")
@@ -188,21 +188,13 @@ def write_prefs(path: str | os.PathLike, prefs: dict[str, np.ndarray], meta: dic
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for k, v in prefs.items():
                 f.create_dataset(k, data=v)
             f.attrs["schema_version"] = PREFS_SCHEMA_VERSION
             for k, v in meta.items():
                 f.attrs[k] = json.dumps(v) if not isinstance(v, (str, int, float)) else v
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
