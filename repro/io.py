@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -63,3 +63,14 @@ def atomic_symlink(target: str, link: str | os.PathLike) -> Path:
 def write_jsonl(path: str | os.PathLike, rows) -> Path:
     """Write an iterable of dicts as JSON lines, atomically."""
     return atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
+
+
+def iter_jsonl(lines: Iterable[str], where: str) -> Iterator[tuple[int, Any]]:
+    """(line number, object) for each non-blank JSON line; a bad line raises ValueError naming ``where:line``."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}:{lineno}: not valid JSON ({e.msg})") from None

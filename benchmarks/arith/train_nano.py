@@ -25,6 +25,7 @@ import torch
 
 from benchmarks.arith.model import NanoModelSpec, build_model, count_parameters
 from benchmarks.arith.tokenizer import build_tokenizer
+from repro.io import iter_jsonl
 
 
 @dataclass
@@ -75,13 +76,7 @@ def read_jsonl(path: str | Path, required: Sequence[str] = ()) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (run benchmarks.arith.make_data first)")
     with path.open() as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({err})") from None
+        for lineno, row in iter_jsonl(fh, str(path)):
             for key in required:
                 if key not in row or row[key] is None:
                     raise ValueError(f"{path}:{lineno}: missing field {key!r}")

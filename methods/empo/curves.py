@@ -9,9 +9,10 @@ accuracy curve (``val_acc``) is already in the run's own metrics.json.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from repro.io import iter_jsonl
 
 KEYS = {"empo/semantic_entropy": "semantic_entropy", "empo/frac_filtered": "frac_filtered"}
 
@@ -33,13 +34,7 @@ def curve_rows(log_lines: list[str], args: CurvesArgs) -> list[dict]:
     from repro.results import make_row
 
     rows = []
-    for i, line in enumerate(log_lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{args.run_dir}/train_log.jsonl:{i}: not valid JSON ({e.msg})") from None
+    for _, rec in iter_jsonl(log_lines, f"{args.run_dir}/train_log.jsonl"):
         for key, metric in KEYS.items():
             if rec.get(key) is not None:
                 rows.append(make_row(args.paper, args.method, args.model_name, args.dataset, args.seed,

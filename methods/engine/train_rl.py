@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.cli import parse_dataclass
+from repro.io import iter_jsonl
 
 
 @dataclass
@@ -155,13 +156,7 @@ def read_jsonl(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
     """Rows of a JSONL file; errors name the file and line."""
     rows = []
     with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        for i, row in iter_jsonl(f, str(path)):
             for key in ("problem", "answer"):
                 if key not in row:
                     raise ValueError(f"{path}:{i}: missing field {key!r}")
@@ -317,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     from methods.engine.rewards import make_reward
     from methods.engine.trainer import JsonlLogCallback, PolicyLossGRPOTrainer, ValidationCallback
     from repro.provenance import utc_now
-    from repro.results import make_row, write_run
+    from repro.results import write_run
 
     started = utc_now()
     torch.set_num_threads(max(1, args.threads))

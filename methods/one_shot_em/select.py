@@ -12,10 +12,11 @@ Writes the chosen row (+ score) to ``--out`` and the full ranking next to it.
 from __future__ import annotations
 
 import ast
-import json
 import operator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from repro.io import iter_jsonl
 
 __all__ = ["SelectArgs", "arith_oracle_answer", "read_pool", "select", "main"]
 
@@ -55,13 +56,7 @@ def read_pool(path: Path, limit: int | None = None) -> list[dict]:
         lines = path.read_text().splitlines()
     except OSError as e:
         raise ValueError(f"{path}: cannot read the selection pool ({e})") from e
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    for i, obj in iter_jsonl(lines, str(path)):
         if not isinstance(obj.get("problem"), str) or not obj["problem"].strip():
             raise ValueError(f"{path}:{i}: missing or empty 'problem'")
         rows.append(obj)
