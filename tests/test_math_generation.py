@@ -141,13 +141,14 @@ def test_vllm_backend_greedy_matches_hf(tmp_path):
 
 
 def test_saved_tiny_model_reloads_with_identical_tokenization(tmp_path):
-    """A model dir (config.json says qwen2) + generic fast tokenizer must not become Qwen2Tokenizer."""
-    from benchmarks.math.generation import load_tokenizer
+    """A model dir (config.json says qwen2): AutoTokenizer gives a Qwen2Tokenizer with the same ids."""
+    from transformers import AutoTokenizer
+
     from benchmarks.math.tiny import save_tiny_model
 
     path = save_tiny_model(tmp_path / "m")
     tok = build_char_tokenizer()
-    loaded = load_tokenizer(str(path))
+    loaded = AutoTokenizer.from_pretrained(path)
     text = "Problem: 1 + 1\nSolution: \\boxed{2}"
     assert loaded(text, add_special_tokens=False)["input_ids"] == tok(text, add_special_tokens=False)["input_ids"]
     assert loaded.chat_template == tok.chat_template and loaded.eos_token_id == tok.eos_token_id

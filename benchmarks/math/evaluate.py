@@ -244,14 +244,14 @@ def load_model(model: str, dtype: str, device: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from benchmarks.math.generation import load_tokenizer
+    from transformers import AutoTokenizer
 
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
                    "float16": torch.float16}.get(dtype)
     if torch_dtype is None:
         raise ValueError(f"--dtype: unknown dtype {dtype!r} (auto | float32 | bfloat16 | float16)")
-    tok = load_tokenizer(model)
+    tok = AutoTokenizer.from_pretrained(model)
     mdl = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(dev)
     mdl.eval()
     return mdl, tok
@@ -288,9 +288,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     if args.backend == "hf":
         model, tok = load_model(args.model, args.dtype, args.device)
     else:
-        from benchmarks.math.generation import load_tokenizer, load_vllm
+        from transformers import AutoTokenizer
 
-        tok, model = load_tokenizer(args.model), load_vllm(args.model, seed=args.seed, dtype=args.dtype)
+        from benchmarks.math.generation import load_vllm
+
+        tok, model = AutoTokenizer.from_pretrained(args.model), load_vllm(args.model, seed=args.seed, dtype=args.dtype)
     thr: dict = {}
     metrics, samples = evaluate_model(
         model, tok, data, proto, args.template, backend=args.backend, batch_size=args.batch_size,

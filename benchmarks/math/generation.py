@@ -19,36 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["Sampling", "Completion", "generate", "generate_hf", "generate_vllm", "token_entropy", "load_tokenizer",
+__all__ = ["Sampling", "Completion", "generate", "generate_hf", "generate_vllm", "token_entropy",
            "load_vllm"]
-
-
-def load_tokenizer(path_or_id: str):
-    """``AutoTokenizer.from_pretrained``, except for locally saved generic fast tokenizers.
-
-    transformers 5 maps a directory whose config.json says ``model_type: qwen2`` to
-    ``Qwen2Tokenizer`` even when tokenizer_config.json declares the generic
-    ``TokenizersBackend`` / ``PreTrainedTokenizerFast`` (qwen2 is in
-    ``MODELS_WITH_INCORRECT_HUB_TOKENIZER_CLASS``); Qwen2Tokenizer then re-tokenizes with its own
-    byte-level pre-tokenizer and silently changes the ids of a custom (e.g. the nano model's
-    character-level) tokenizer. Such directories are loaded with ``TokenizersBackend`` directly.
-    """
-    import json
-    from pathlib import Path
-
-    from transformers import AutoTokenizer
-
-    cfg = Path(path_or_id) / "tokenizer_config.json"
-    if cfg.is_file():
-        try:
-            declared = json.loads(cfg.read_text()).get("tokenizer_class")
-        except (OSError, json.JSONDecodeError):
-            declared = None
-        if declared in ("TokenizersBackend", "PreTrainedTokenizerFast"):
-            from transformers import PreTrainedTokenizerFast
-
-            return PreTrainedTokenizerFast.from_pretrained(path_or_id)
-    return AutoTokenizer.from_pretrained(path_or_id)
 
 
 @dataclass

@@ -1,45 +1,29 @@
 """A tiny, randomly initialised Qwen2 model with a locally built tokenizer (tests and benches).
 
-No download: the tokenizer is character level (``tokenizers`` WordLevel over printable ASCII)
-with Qwen-style ``<|im_start|>``/``<|im_end|>`` specials and a ChatML chat template, so both
-prompt templates (``plain`` and ``qwen25-math-cot``) work with it. Saved with
-``save_pretrained``, it loads with ``AutoModelForCausalLM`` / ``AutoTokenizer`` like a Hub model.
+No download: the tokenizer is the byte-level ``Qwen2Tokenizer`` of the nano model
+(:func:`benchmarks.arith.tokenizer.byte_level_tokenizer`, every byte one token) with Qwen-style
+``<|im_start|>``/``<|im_end|>`` specials and a ChatML chat template, so both prompt templates
+(``plain`` and ``qwen25-math-cot``) work with it. Saved with ``save_pretrained``, it loads with
+``AutoModelForCausalLM`` / ``AutoTokenizer`` like a Hub model.
 """
 
 from __future__ import annotations
 
-import string
 from pathlib import Path
 
 CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-SPECIALS = ["<|endoftext|>", "<|pad|>", "<unk>", "<|im_start|>", "<|im_end|>"]
+SPECIALS = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>"]
 
 
 def build_char_tokenizer():
-    """Character-level fast tokenizer; EOS ``<|endoftext|>``, PAD ``<|pad|>``, ChatML template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    """Byte-level ``Qwen2Tokenizer``; EOS ``<|endoftext|>``, PAD ``<|pad|>``, ChatML template."""
+    from benchmarks.arith.tokenizer import byte_level_tokenizer
 
-    chars = [c for c in string.printable if c not in "\r\x0b\x0c"]
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + chars)}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    core.decoder = decoders.Fuse()
-    core.add_special_tokens(SPECIALS)
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        eos_token="<|endoftext|>",
-        pad_token="<|pad|>",
-        unk_token="<unk>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
-        padding_side="left",
-        clean_up_tokenization_spaces=False,
-    )
-    tok.chat_template = CHATML_TEMPLATE
-    return tok
+    return byte_level_tokenizer(SPECIALS, eos="<|endoftext|>", pad="<|pad|>", model_max_length=1024,
+                                chat_template=CHATML_TEMPLATE)
 
 
 def build_tiny_model(tokenizer, hidden_size: int = 32, layers: int = 2, seed: int = 0,

@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, set_seed
 
-    from benchmarks.math.generation import load_tokenizer
+    from transformers import AutoTokenizer
 
     from methods.engine.rewards import make_reward
     from methods.engine.trainer import JsonlLogCallback, PolicyLossGRPOTrainer, ValidationCallback
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = load_tokenizer(args.model)  # not AutoTokenizer: it maps qwen2 dirs to Qwen2Tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16 if args.bf16 else torch.float32)
     train_rows = filter_rows(load_rows(args.train_data, None if args.train_filter else args.train_limit),

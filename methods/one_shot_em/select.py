@@ -102,7 +102,7 @@ def select(args: SelectArgs) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from benchmarks.math.generation import load_tokenizer
+    from transformers import AutoTokenizer
 
     from benchmarks.math.generation import Sampling, generate
     from benchmarks.math.grading import grade_many
@@ -121,7 +121,7 @@ def select(args: SelectArgs) -> dict:
         elif r.get("answer") in (None, ""):
             raise ValueError(f"{args.pool} row {i} (id={r.get('id')!r}): no 'answer' but labels=column")
         pool.append(r)
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
 
     def sample(problems, k, temperature, seed):

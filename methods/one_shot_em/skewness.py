@@ -59,7 +59,7 @@ def measure(args: SkewArgs) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from benchmarks.math.generation import load_tokenizer
+    from transformers import AutoTokenizer
 
     from benchmarks.math.datasets import load_problems
     from benchmarks.math.prompts import build_prompt
@@ -70,7 +70,7 @@ def measure(args: SkewArgs) -> Path:
 
     started = utc_now()
     torch.set_num_threads(args.threads)
-    tok = load_tokenizer(args.model)
+    tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model).eval()
     rows = load_problems(args.dataset, source="local", local_dir=args.data_dir, limit=args.n_prompts)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

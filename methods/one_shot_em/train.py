@@ -164,7 +164,7 @@ def train(args: EMArgs) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from benchmarks.math.generation import load_tokenizer
+    from transformers import AutoTokenizer
 
     from benchmarks.math.prompts import build_prompt
     from methods.one_shot_em.loss import entropy_loss, next_token_alignment
@@ -179,7 +179,7 @@ def train(args: EMArgs) -> Path:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     dtype = torch.bfloat16 if args.bf16 else torch.float32
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
