@@ -242,9 +242,7 @@ class EvalArgs:
 
 def load_model(model: str, dtype: str, device: str):
     import torch
-    from transformers import AutoModelForCausalLM
-
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,

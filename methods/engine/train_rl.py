@@ -305,9 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, set_seed
-
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     from methods.engine.rewards import make_reward
     from methods.engine.trainer import JsonlLogCallback, PolicyLossGRPOTrainer, ValidationCallback

@@ -100,9 +100,7 @@ def select(args: SelectArgs) -> dict:
     """Rank the pool and write the winner; returns the selected row with its score."""
     args.check()
     import torch
-    from transformers import AutoModelForCausalLM
-
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks.math.generation import Sampling, generate
     from benchmarks.math.grading import grade_many

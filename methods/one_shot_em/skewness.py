@@ -57,9 +57,7 @@ class SkewArgs:
 
 def measure(args: SkewArgs) -> Path:
     import torch
-    from transformers import AutoModelForCausalLM
-
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks.math.datasets import load_problems
     from benchmarks.math.prompts import build_prompt

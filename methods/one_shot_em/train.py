@@ -162,9 +162,7 @@ def train(args: EMArgs) -> Path:
     """Run EM; return the path of metrics.json."""
     args.check()
     import torch
-    from transformers import AutoModelForCausalLM
-
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks.math.prompts import build_prompt
     from methods.one_shot_em.loss import entropy_loss, next_token_alignment
