@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["token_entropy", "entropy_loss", "next_token_alignment", "response_mask_from_lengths"]
+__all__ = ["token_entropy", "entropy_loss", "next_token_alignment", "response_mask_from_lengths", "rollout_tensors"]
 
 
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -93,3 +93,33 @@ def response_mask_from_lengths(prompt_lengths: torch.Tensor, response_lengths: t
     start = (lp + prompt_lengths).unsqueeze(1)
     end = start + response_lengths.unsqueeze(1)
     return ((pos >= start) & (pos < end)).long()
+
+
+def rollout_tensors(prompt_ids: list[int], responses: list[list[int]],
+                    pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows [prompt; response; pad] of one prompt's sampled responses, ready for the forward pass.
+
+    Args:
+        prompt_ids: the prompt's P token ids (shared by every row).
+        responses: the n sampled responses' token ids, each already cut after its first EOS
+            (``Completion.token_ids``); lengths may differ.
+        pad_id: id written after a shorter response (masked out everywhere).
+
+    Returns:
+        input_ids (n, P + R) with R the longest response, attention_mask (1 on prompt and response
+        tokens, 0 on the right padding) and response_mask (1 on response tokens only).
+    """
+    if not prompt_ids:
+        raise ValueError("rollout_tensors: empty prompt")
+    if not responses:
+        raise ValueError("rollout_tensors: no responses")
+    n, p = len(responses), len(prompt_ids)
+    width = p + max(len(r) for r in responses)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    ids[:, :p] = torch.tensor(prompt_ids, dtype=torch.long)
+    for i, r in enumerate(responses):
+        ids[i, p:p + len(r)] = torch.tensor(r, dtype=torch.long)
+    resp = response_mask_from_lengths(torch.full((n,), p), torch.tensor([len(r) for r in responses]), width)
+    attn = resp.clone()
+    attn[:, :p] = 1
+    return ids, attn, resp

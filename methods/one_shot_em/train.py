@@ -4,13 +4,23 @@
         --out work/tiny/one_shot_em/em_s0 --max-steps 40 --eval-steps 0,2,5,10,20,40 \
         --eval-datasets arith_test,arith_hard --data-dir work/tiny/data/arith
 
-Loop (one *optimiser* step = ``grad_accum`` micro-batches of ``micro_batch`` sequences):
+Multi-GPU (paper tier): the same module under ``accelerate launch``, e.g.
+
+    accelerate launch --config_file config/accelerate/fsdp.yaml --num_processes 8 \
+        -m methods.one_shot_em.train ... --world-size 8
+
+Loop (one *optimiser* step = ``grad_accum`` micro-batches of ``micro_batch`` sequences on each of
+``world_size`` processes; effective batch = micro_batch * grad_accum * world_size):
   1. sample responses to the one prompt from the current policy, no gradient, at ``sample_temperature``
-     / ``top_p`` (HF ``generate``: we need the exact sampled token ids, which a text round-trip
-     through a BPE tokenizer would not guarantee);
+     / ``top_p`` with the math harness's ``benchmarks.math.generation.generate`` (backend ``hf``, or
+     ``vllm`` on one GPU); the tensors are rebuilt from the exact sampled ``Completion.token_ids``
+     (a text round-trip through a BPE tokenizer would not guarantee the same ids);
   2. forward pass with gradient over [prompt; response], align logits with the tokens they predict
      (``next_token_alignment``) and take the token-mean entropy at ``loss_temperature``;
   3. AdamW (weight decay, grad clip), constant learning rate.
+Gradient accumulation, mixed precision (bf16) and the model/optimizer wrapping (FSDP / DeepSpeed
+under ``accelerate launch``; nothing on one CPU process) are ``accelerate.Accelerator``'s. Each
+micro-batch's rollouts are seeded by ``rollout_seed(seed, step, micro, rank)``.
 Checkpoints are saved and (optionally) evaluated with the math harness at the listed steps.
 Outputs: ``<out>/train_log.jsonl`` (per optimiser step), ``<out>/checkpoints/step_<k>/``,
 ``<out>/metrics.json`` (rows: loss per step, + eval metrics per evaluated step).
@@ -24,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["EMArgs", "train", "main", "load_prompt"]
+__all__ = ["EMArgs", "train", "main", "load_prompt", "rollout_seed", "sample_rollouts"]
 
 
 @dataclass
@@ -57,6 +67,9 @@ class EMArgs:
     eval_n_samples: int | None = None  # override n of the protocol's sampled decode (None = protocol's)
     bf16: bool = False  # bfloat16 weights/autocast (GPU tier)
     gradient_checkpointing: bool = False  # activation checkpointing (large models)
+    rollout_backend: str = "hf"  # generation backend of the rollouts: hf | vllm (one process, one GPU)
+    vllm_gpu_memory_utilization: float = 0.3  # GPU memory share of the vLLM engine (rollout_backend vllm)
+    world_size: int = 1  # processes the run expects (accelerate launch --num_processes); checked at start
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0  # seed for sampling and everything else
     threads: int = 1  # torch CPU threads
@@ -85,6 +98,15 @@ class EMArgs:
                 raise ValueError(f"EMArgs.{name} has steps {bad} outside 0..max_steps={self.max_steps}")
         if self.eval_steps and self.eval_datasets and not self.data_dir:
             raise ValueError("EMArgs.data_dir is required when eval_datasets is set")
+        if self.rollout_backend not in ("hf", "vllm"):
+            raise ValueError(f"EMArgs.rollout_backend must be hf or vllm, got {self.rollout_backend!r}")
+        if self.world_size < 1:
+            raise ValueError(f"EMArgs.world_size must be >= 1, got {self.world_size}")
+        if self.rollout_backend == "vllm" and self.world_size != 1:
+            raise ValueError("EMArgs.rollout_backend 'vllm' runs one engine in one process (world_size 1); "
+                             "multi-process runs sample with 'hf'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"EMArgs.device must be auto, cpu or cuda, got {self.device!r}")
         return self
 
 
@@ -111,35 +133,38 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _sample_batch(model, tokenizer, prompt_text: str, n: int, args: EMArgs, device):
-    """n responses to one prompt, no gradient. Returns (input_ids (n, L), attention_mask, response_mask)."""
-    import torch
+def rollout_seed(seed: int, step: int, micro: int, rank: int = 0) -> int:
+    """Sampling seed of one micro-batch's rollouts (optimiser ``step``, micro-batch ``micro``, process ``rank``).
 
-    from methods.one_shot_em.loss import response_mask_from_lengths
+    Reproducible for a given (seed, step, micro, rank); ranks sample different responses.
+    """
+    return seed * 1_000_003 + step * 1_009 + micro + rank * 7_919_999
 
-    enc = tokenizer(prompt_text, return_tensors="pt", add_special_tokens=False)
-    prompt_ids = enc["input_ids"].to(device).expand(n, -1)
-    p_len = prompt_ids.shape[1]
+
+def sample_rollouts(model, tokenizer, prompt_text: str, n: int, args: EMArgs, seed: int, device):
+    """n responses to one prompt, no gradient, via the math harness's ``generate``.
+
+    ``model`` is the policy (backend hf) or a ``vllm.LLM`` holding its current weights (backend vllm).
+    Returns (input_ids (n, L), attention_mask, response_mask), rebuilt from the prompt's ids and the
+    exact sampled ``Completion.token_ids`` (each response ends at and includes its first EOS).
+    """
+    from benchmarks.math.generation import Sampling, generate
+    from methods.one_shot_em.loss import rollout_tensors
+
+    sampling = Sampling(n=n, temperature=args.sample_temperature, top_p=args.top_p,
+                        max_new_tokens=args.max_new_tokens, seed=seed)
+    completions = generate(model, tokenizer, [prompt_text], sampling, backend=args.rollout_backend, batch_size=1)[0]
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        seqs = model.generate(prompt_ids, attention_mask=torch.ones_like(prompt_ids), do_sample=True,
-                              temperature=args.sample_temperature, top_p=args.top_p, top_k=0,
-                              max_new_tokens=args.max_new_tokens, pad_token_id=pad_id,
-                              eos_token_id=tokenizer.eos_token_id)
-    model.train(was_training)
-    gen = seqs[:, p_len:]
-    # a response ends at (and includes) its first EOS; everything after is padding
-    if tokenizer.eos_token_id is not None and gen.shape[1] > 0:
-        is_eos = gen == tokenizer.eos_token_id
-        first = torch.where(is_eos.any(1), is_eos.float().argmax(1) + 1, torch.full_like(is_eos[:, 0], gen.shape[1], dtype=torch.long))
-    else:
-        first = torch.full((n,), gen.shape[1], dtype=torch.long, device=device)
-    resp_mask = response_mask_from_lengths(torch.full((n,), p_len, device=device), first, seqs.shape[1]).to(device)
-    attn = torch.ones_like(seqs)
-    attn[:, p_len:] = resp_mask[:, p_len:]
-    return seqs, attn, resp_mask
+    seqs, attn, resp = rollout_tensors(prompt_ids, [c.token_ids for c in completions], pad_id)
+    return seqs.to(device), attn.to(device), resp.to(device)
+
+
+def _sync_vllm(llm, model) -> None:
+    """Load the policy's current weights into the vLLM engine (as TRL's colocate mode does)."""
+    llm.llm_engine.model_executor.driver_worker.model_runner.model.load_weights(
+        (name, p.data) for name, p in model.named_parameters())
+    llm.reset_prefix_cache()
 
 
 def _evaluate(model, tokenizer, args: EMArgs, step: int, datasets) -> tuple[list[dict], list[dict]]:
@@ -162,6 +187,7 @@ def train(args: EMArgs) -> Path:
     """Run EM; return the path of metrics.json."""
     args.check()
     import torch
+    from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks.math.prompts import build_prompt
@@ -174,11 +200,18 @@ def train(args: EMArgs) -> Path:
     started = utc_now()
     torch.set_num_threads(args.threads)
     _seed_all(args.seed)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("EMArgs.device is cuda, but no CUDA device is visible")
+    # gradient accumulation, bf16 autocast and the FSDP / DeepSpeed wrapping (under accelerate launch)
+    accelerator = Accelerator(gradient_accumulation_steps=args.grad_accum,
+                              mixed_precision="bf16" if args.bf16 else "no", cpu=args.device == "cpu")
+    if accelerator.num_processes != args.world_size:
+        raise ValueError(f"EMArgs.world_size is {args.world_size} but {accelerator.num_processes} process(es) were "
+                         "launched: pass --world-size equal to accelerate launch --num_processes")
+    is_main = accelerator.is_main_process
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(device)
+    # float32 master weights; with bf16 the forward runs in bf16 (accelerate's autocast / FSDP mixed precision)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
@@ -186,6 +219,14 @@ def train(args: EMArgs) -> Path:
     prompt_text = build_prompt(problem, args.template, tokenizer)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=args.weight_decay)
+    model, opt = accelerator.prepare(model, opt)
+    device = accelerator.device
+    llm = None
+    if args.rollout_backend == "vllm":
+        from benchmarks.math.generation import load_vllm
+
+        llm = load_vllm(args.model, seed=args.seed, dtype="bfloat16" if args.bf16 else "auto",
+                        gpu_memory_utilization=args.vllm_gpu_memory_utilization)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -199,35 +240,48 @@ def train(args: EMArgs) -> Path:
 
     def checkpoint(step: int) -> None:
         if step in args.save_steps:
-            model.save_pretrained(out / "checkpoints" / f"step_{step}")
-            tokenizer.save_pretrained(out / "checkpoints" / f"step_{step}")
+            state = accelerator.get_state_dict(model)  # the full state dict, gathered from shards if needed
+            if is_main:
+                accelerator.unwrap_model(model).save_pretrained(out / "checkpoints" / f"step_{step}", state_dict=state)
+                tokenizer.save_pretrained(out / "checkpoints" / f"step_{step}")
+            accelerator.wait_for_everyone()
         if step in args.eval_steps and datasets:
-            model.eval()
-            r, s = _evaluate(model, tokenizer, args, step, datasets)
-            model.train()
+            policy = accelerator.unwrap_model(model)  # every process evaluates (sharded forwards need all ranks)
+            policy.eval()
+            r, s = _evaluate(policy, tokenizer, args, step, datasets)
+            policy.train()
             rows.extend(r)
             all_samples.extend(s)
 
     checkpoint(0)
+    world = accelerator.num_processes
     for step in progress(range(1, args.max_steps + 1), desc="one-shot EM steps", total=args.max_steps):
         t0 = time.monotonic()
-        opt.zero_grad(set_to_none=True)
-        losses, n_tokens = [], 0
+        losses, n_tokens, gnorm = [], 0, None
         for micro in range(args.grad_accum):
-            torch.manual_seed(args.seed * 1_000_003 + step * 1_009 + micro)  # reproducible rollouts
-            seqs, attn, resp = _sample_batch(model, tokenizer, prompt_text, args.micro_batch, args, device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            with accelerator.accumulate(model):
+                seed = rollout_seed(args.seed, step, micro, accelerator.process_index)
+                sampler = llm if llm is not None else accelerator.unwrap_model(model)
+                seqs, attn, resp = sample_rollouts(sampler, tokenizer, prompt_text, args.micro_batch, args, seed, device)
                 logits = model(input_ids=seqs, attention_mask=attn).logits
-            al_logits, al_mask = next_token_alignment(logits, resp)
-            loss = entropy_loss(al_logits, al_mask, args.loss_temperature)
-            (loss / args.grad_accum).backward()
+                al_logits, al_mask = next_token_alignment(logits, resp)
+                loss = entropy_loss(al_logits, al_mask, args.loss_temperature)
+                accelerator.backward(loss)  # divides by grad_accum
+                if accelerator.sync_gradients:
+                    gnorm = accelerator.clip_grad_norm_(model.parameters(), args.grad_clip)
+                opt.step()  # a no-op until the last micro-batch of the optimiser step
+                opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
             n_tokens += int(resp.sum())
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        opt.step()
-        rec = {"step": step, "loss": sum(losses) / len(losses), "grad_norm": float(gnorm),
-               "response_tokens": n_tokens / (args.micro_batch * args.grad_accum),
-               "tokens_per_s": n_tokens / max(time.monotonic() - t0, 1e-9)}
+        if not accelerator.sync_gradients:
+            raise RuntimeError(f"internal: no optimiser step after {args.grad_accum} micro-batches at step {step}")
+        if llm is not None:
+            _sync_vllm(llm, accelerator.unwrap_model(model))
+        totals = accelerator.reduce(torch.tensor([sum(losses) / len(losses), float(n_tokens)], dtype=torch.float64,
+                                                 device=device), "sum").tolist()
+        rec = {"step": step, "loss": totals[0] / world, "grad_norm": _scalar(gnorm),
+               "response_tokens": totals[1] / (args.micro_batch * args.grad_accum * world),
+               "tokens_per_s": totals[1] / max(time.monotonic() - t0, 1e-9)}
         log.append(rec)
         rows.append(make_row(args.paper, args.method, args.model_name, "train", args.seed, step, "loss", rec["loss"]))
         rows.append(make_row(args.paper, args.method, args.model_name, "train", args.seed, step,
@@ -235,10 +289,21 @@ def train(args: EMArgs) -> Path:
         if not math.isfinite(rec["loss"]):
             raise FloatingPointError(f"non-finite EM loss at step {step}")
         checkpoint(step)
-    write_jsonl(out / "train_log.jsonl", log)
-    if all_samples:
-        write_jsonl(out / "samples.jsonl", all_samples)
-    return write_run(out, rows, config=asdict(args), seed=args.seed, started=started)
+    metrics = out / "metrics.json"
+    if is_main:
+        write_jsonl(out / "train_log.jsonl", log)
+        if all_samples:
+            write_jsonl(out / "samples.jsonl", all_samples)
+        metrics = write_run(out, rows, config=asdict(args), seed=args.seed, started=started)
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def _scalar(x) -> float:
+    """A grad norm as a float (a DTensor under FSDP2 is gathered first; None -> nan)."""
+    if x is None:
+        return float("nan")
+    return float(x.full_tensor() if hasattr(x, "full_tensor") else x)
 
 
 def main(argv=None) -> None:
@@ -246,7 +311,7 @@ def main(argv=None) -> None:
 
     args = parse_dataclass(EMArgs, argv).check()
     if args.dry_run:
-        eff = args.micro_batch * args.grad_accum
+        eff = args.micro_batch * args.grad_accum * args.world_size
         print(json.dumps({"plan": "one-shot EM", "effective_batch": eff, **asdict(args)}, indent=1))
         return
     print(f"wrote {train(args)}")
