@@ -32,7 +32,8 @@ def osem_local_inputs(wc):
     return deps
 
 
-from methods.one_shot_em.experiments import em_methods, em_train_args, order_steps, seeds_for as _osem_seeds
+from methods.one_shot_em.experiments import em_methods, em_train_args, launcher as _osem_launcher, order_steps, seeds_for as _osem_seeds
+from methods.one_shot_em.experiments import select_args as _osem_select_args
 
 
 def osem_methods():
@@ -53,7 +54,7 @@ def osem_em_args(method, model, seed):
 
 
 rule osem_select:
-    """Pick the one prompt from the pool by the variance of k graded samples."""
+    """Pick the one prompt from the pool by the variance of k graded samples (at EM's T_s unless set)."""
     input:
         lambda wc: [work("nano", "model", "model.safetensors")] if OSEM["models"][wc.model] == "nano" else [],
     output:
@@ -65,7 +66,7 @@ rule osem_select:
     params:
         args=lambda wc: cli(dict(model=osem_model(wc.model), out=work("one_shot_em", wc.model, "selected.json"),
                                  data_dir=osem_data_dir(), template=OSEM["template"], threads=config["threads"],
-                                 **OSEM["select"])),
+                                 **_osem_select_args(OSEM))),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
@@ -88,12 +89,13 @@ rule osem_train:
         method="one_shot_em|rl_then_em|em_ts[0-9.]+",
     params:
         args=lambda wc: cli(osem_em_args(wc.method, wc.model, int(wc.seed))),
+        launcher=_osem_launcher(OSEM),  # accelerate launch (multi-GPU) when the tier's config asks for it
     resources:
         gpu=lambda wc: gpus("one_shot_em"),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "python -m methods.one_shot_em.train {params.args} > {log} 2>&1"
+        "{params.launcher} {params.args} > {log} 2>&1"
 
 
 def osem_em_then_rl_args(model, seed):

@@ -31,6 +31,39 @@ def seeds_for(cfg: dict, method: str) -> list[int]:
     return list(cfg.get("temperature_sweep_seeds", []))
 
 
+def select_args(cfg: dict) -> dict[str, Any]:
+    """Flags of ``python -m methods.one_shot_em.select`` from the ``select`` section.
+
+    The k samples come from EM's own rollout distribution unless the section says otherwise:
+    temperature null/absent -> ``sample_temperature`` (T_s), top_p absent -> the rollouts' ``top_p``.
+    """
+    sel = dict(cfg.get("select", {}))
+    if sel.get("temperature") is None:
+        sel["temperature"] = float(cfg["sample_temperature"])
+    sel.setdefault("top_p", cfg.get("top_p", 0.95))
+    return sel
+
+
+def launcher(cfg: dict) -> str:
+    """The command that starts one EM training job: ``accelerate launch`` when the tier asks for it."""
+    from shlex import quote
+
+    kind = cfg.get("launcher", "python")
+    if kind == "accelerate":
+        if not cfg.get("accelerate_config"):
+            raise ValueError("one_shot_em: launcher 'accelerate' needs accelerate_config")
+        return (f"accelerate launch --config_file {quote(str(cfg['accelerate_config']))} "
+                f"--num_processes {int(cfg.get('num_processes', 1))} -m methods.one_shot_em.train")
+    if kind != "python":
+        raise ValueError(f"one_shot_em: unknown launcher {kind!r} (python | accelerate)")
+    return "python -m methods.one_shot_em.train"
+
+
+def world_size(cfg: dict) -> int:
+    """Processes per EM job (num_processes under accelerate, else 1)."""
+    return int(cfg.get("num_processes", 1)) if cfg.get("launcher", "python") == "accelerate" else 1
+
+
 def order_steps(cfg: dict) -> int:
     return int(cfg.get("order", {}).get("em_steps", cfg["max_steps"]))
 
@@ -63,7 +96,8 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         eval_datasets=list(cfg["eval_datasets"]), data_dir=data_dir, eval_protocol=cfg.get("eval_protocol", "tiny"),
         eval_limit=cfg.get("eval_limit"), eval_n_samples=cfg.get("eval_n_samples"),
         eval_max_new_tokens=cfg.get("eval_max_new_tokens"), bf16=cfg.get("bf16", False), seed=seed, threads=threads,
-        method=method, model_name=model_name,
+        method=method, model_name=model_name, rollout_backend=cfg.get("rollout_backend", "hf"),
+        gradient_checkpointing=cfg.get("gradient_checkpointing", False), world_size=world_size(cfg),
     )
     if cfg.get("prompt") is not None:
         args["prompt"] = cfg["prompt"]

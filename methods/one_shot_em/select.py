@@ -1,7 +1,13 @@
 """Entry point: pick the one-shot EM prompt from a pool by variance (``selection.rank_pool_with_model``).
 
     python -m methods.one_shot_em.select --model work/tiny/nano/model --data-dir work/tiny/data/arith \
-        --pool arith_unlabeled --k 8 --temperature 1.0 --out work/tiny/one_shot_em/selected.json
+        --pool arith_unlabeled --k 32 --temperature 0.5 --top-p 0.95 --out work/tiny/one_shot_em/selected.json
+
+The k samples are drawn from the distribution EM itself samples from: by default the EM rollout
+temperature T_s = 0.5 and top_p 0.95 (the workflow passes the tier's ``sample_temperature`` /
+``top_p`` unless ``select.temperature`` is set). A prompt whose answers vary at T = 1 can be
+near-deterministic at T_s, and then EM has nothing to minimise. The spec (one_shot_em.md, "Prompt
+selection") fixes k (8 on GPU) but not the temperature; the public code never shipped this step.
 
 Selection is the only step of One-shot EM that uses answers. The arith ``unlabeled`` split stores no
 answers (answer = null), so ``--labels arith_oracle`` computes them from the problem text with a
@@ -78,7 +84,8 @@ class SelectArgs:
     pool_limit: int | None = 64  # consider the first N problems of the pool (None = all)
     labels: str = "arith_oracle"  # arith_oracle (compute from problem text) | column (use 'answer')
     k: int = 8  # samples per candidate
-    temperature: float = 1.0  # sampling temperature of the k samples
+    temperature: float = 0.5  # sampling temperature of the k samples (default: EM's T_s)
+    top_p: float = 0.95  # nucleus of the k samples (default: EM's rollout top_p)
     max_new_tokens: int = 128  # response length cap
     template: str = "plain"  # prompt template
     top: int = 5  # how many top prompts to list in the ranking summary
@@ -93,6 +100,8 @@ class SelectArgs:
             raise ValueError(f"SelectArgs.k must be >= 1, got {self.k}")
         if self.temperature <= 0:
             raise ValueError(f"SelectArgs.temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"SelectArgs.top_p must be in (0, 1], got {self.top_p}")
         return self
 
 
@@ -124,7 +133,7 @@ def select(args: SelectArgs) -> dict:
 
     def sample(problems, k, temperature, seed):
         prompts = [build_prompt(p, args.template, tokenizer) for p in problems]
-        sp = Sampling(n=k, temperature=temperature, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=seed)
+        sp = Sampling(n=k, temperature=temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=seed)
         out = generate(model, tokenizer, prompts, sp, backend="hf", batch_size=args.batch_size)
         return [[c.text for c in group] for group in out]
 
@@ -132,7 +141,7 @@ def select(args: SelectArgs) -> dict:
                                   temperature=args.temperature, seed=args.seed, top=None)
     best = ranked[0]
     chosen = {**best.row, "score": best.score, "accuracy": best.accuracy, "k": args.k,
-              "temperature": args.temperature, "labels": args.labels, "config": asdict(args)}
+              "temperature": args.temperature, "top_p": args.top_p, "labels": args.labels, "config": asdict(args)}
     out = Path(args.out)
     atomic_write_json(out, chosen)
     write_jsonl(out.with_name(out.stem + "_ranking.jsonl"),

@@ -209,6 +209,9 @@ def train(args: EMArgs) -> Path:
         raise ValueError(f"EMArgs.world_size is {args.world_size} but {accelerator.num_processes} process(es) were "
                          "launched: pass --world-size equal to accelerate launch --num_processes")
     is_main = accelerator.is_main_process
+    accelerator.print(f"accelerate: {accelerator.distributed_type.value} x {accelerator.num_processes} on "
+                      f"{accelerator.device}, mixed precision {accelerator.mixed_precision}, "
+                      f"effective batch {args.micro_batch * args.grad_accum * args.world_size}")
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     # float32 master weights; with bf16 the forward runs in bf16 (accelerate's autocast / FSDP mixed precision)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
