@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from methods.one_shot_em.experiments import em_methods, em_train_args, seeds_for
+from methods.one_shot_em.experiments import em_methods, em_train_args, launcher, select_args, seeds_for, world_size
 from methods.one_shot_em.train import main as em_main
 from repro.cli import to_argv
 
@@ -40,3 +40,37 @@ def test_every_tier_dry_runs(tier, capsys):
         assert plan["effective_batch"] == 64 and plan["lr"] == 2e-5 and plan["max_steps"] == 10
         assert plan["sample_temperature"] == 0.5 == plan["loss_temperature"] and plan["max_new_tokens"] == 512
         assert plan["bf16"] is True and plan["prompt"].endswith("32 pounds.") and plan["prompt_file"] is None
+
+
+def test_selection_defaults_to_the_rollout_distribution():
+    cfg = dict(sample_temperature=0.3, top_p=0.9, select={"k": 32, "temperature": None})
+    assert select_args(cfg) == {"k": 32, "temperature": 0.3, "top_p": 0.9}
+    assert select_args({**cfg, "select": {"temperature": 1.0, "top_p": 1.0}})[("temperature")] == 1.0
+    for tier in ("config", "ci", "paper"):
+        c = section(tier)
+        assert select_args(c)["temperature"] == c["sample_temperature"] and select_args(c)["top_p"] == c["top_p"]
+    assert section("config")["select"]["k"] >= 32  # tiny tier: p(1-p) from 32 samples, not 8
+
+
+def test_launcher_per_tier():
+    assert launcher(section("config")) == launcher(section("ci")) == "python -m methods.one_shot_em.train"
+    paper = section("paper")
+    assert launcher(paper) == ("accelerate launch --config_file config/accelerate/fsdp.yaml --num_processes 8 "
+                               "-m methods.one_shot_em.train")
+    args = em_train_args(paper, "one_shot_em", "qwen", "M", 0, "D", "O")
+    assert args["world_size"] == world_size(paper) == 8
+    assert args["micro_batch"] * args["grad_accum"] * args["world_size"] == 64  # the paper's effective batch
+    with pytest.raises(ValueError, match="accelerate_config"):
+        launcher({"launcher": "accelerate", "accelerate_config": None})
+    with pytest.raises(ValueError, match="launcher"):
+        launcher({"launcher": "srun"})
+
+
+def test_fsdp_config_is_an_accelerate_fsdp2_config():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(ROOT / section("paper")["accelerate_config"]))
+    assert cfg.distributed_type == "FSDP" and cfg.mixed_precision == "bf16"
+    assert cfg.fsdp_config["fsdp_version"] == 2
+    assert cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "Qwen2DecoderLayer"
+    assert cfg.num_processes == section("paper")["num_processes"]
