@@ -10,7 +10,6 @@ and prompts. The paper: EM shifts it to the right (more right-skewed), RL to the
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 

@@ -160,6 +160,20 @@ def sample_rollouts(model, tokenizer, prompt_text: str, n: int, args: EMArgs, se
     return seqs.to(device), attn.to(device), resp.to(device)
 
 
+def _generation_module(accelerator, model):
+    """The policy module that generates (rollouts, evaluation) inside a possibly sharded run.
+
+    Under FSDP2 every decode step is a collective and ranks sample responses of different lengths:
+    transformers' ``generate`` then keeps the ranks in step (``synced_gpus``) for modules it knows
+    are FSDP-managed, a flag that accelerate's ``fully_shard`` does not set, so it is set here.
+    DeepSpeed ZeRO-3 is detected by transformers itself.
+    """
+    policy = accelerator.unwrap_model(model)
+    if accelerator.is_fsdp2 and accelerator.num_processes > 1:
+        policy._is_fsdp_managed_module = True
+    return policy
+
+
 def _sync_vllm(llm, model) -> None:
     """Load the policy's current weights into the vLLM engine (as TRL's colocate mode does)."""
     llm.llm_engine.model_executor.driver_worker.model_runner.model.load_weights(
@@ -222,6 +236,9 @@ def train(args: EMArgs) -> Path:
     prompt_text = build_prompt(problem, args.template, tokenizer)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=args.weight_decay)
+    if accelerator.distributed_type.value == "FSDP" and not accelerator.is_fsdp2:
+        raise ValueError("one-shot EM under FSDP needs fsdp_version: 2 in the accelerate config "
+                         "(generation from FSDP1-wrapped modules is not supported)")
     model, opt = accelerator.prepare(model, opt)
     device = accelerator.device
     llm = None
@@ -249,7 +266,7 @@ def train(args: EMArgs) -> Path:
                 tokenizer.save_pretrained(out / "checkpoints" / f"step_{step}")
             accelerator.wait_for_everyone()
         if step in args.eval_steps and datasets:
-            policy = accelerator.unwrap_model(model)  # every process evaluates (sharded forwards need all ranks)
+            policy = _generation_module(accelerator, model)  # every process evaluates (sharded forwards need all ranks)
             policy.eval()
             r, s = _evaluate(policy, tokenizer, args, step, datasets)
             policy.train()
@@ -264,7 +281,7 @@ def train(args: EMArgs) -> Path:
         for micro in range(args.grad_accum):
             with accelerator.accumulate(model):
                 seed = rollout_seed(args.seed, step, micro, accelerator.process_index)
-                sampler = llm if llm is not None else accelerator.unwrap_model(model)
+                sampler = llm if llm is not None else _generation_module(accelerator, model)
                 seqs, attn, resp = sample_rollouts(sampler, tokenizer, prompt_text, args.micro_batch, args, seed, device)
                 logits = model(input_ids=seqs, attention_mask=attn).logits
                 al_logits, al_mask = next_token_alignment(logits, resp)
