@@ -170,7 +170,7 @@ def generate_hf(
                     if t in eos_ids:
                         length, hit_eos = j + 1, True
                         break
-                if not hit_eos:  # finished by a stop string: the rest of the row is padding
+                if not hit_eos and sampling.stop:  # a row finished by a stop string is padded after it
                     while length > 0 and toks[length - 1] == pad_id:
                         length -= 1
                 text = tokenizer.decode(toks[: length - 1 if hit_eos else length], skip_special_tokens=True)
