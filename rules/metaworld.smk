@@ -14,7 +14,7 @@ MW_WILDCARDS = {"task": "[a-z-]+", "kind": "homogeneous|heterogeneous"}
 
 
 rule metaworld_calibrate:
-    """Distractor weight per target success rate (isotonic-smoothed curve + refinement)."""
+    """Distractor weight per target success rate (coarse scan + regula falsi on a common-random-number pool; misses are WARNINGs in the JSON)."""
     output:
         work("metaworld", "{task}", "calibration.json"),
     log:

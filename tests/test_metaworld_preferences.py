@@ -1,8 +1,7 @@
-"""Preference teachers, segment sampling and calibration helpers (pure functions)."""
+"""Preference teachers and segment sampling (pure functions)."""
 import numpy as np
 import pytest
 
-from benchmarks.metaworld.policies import crossing, isotonic_decreasing, smoothed_curve
 from benchmarks.metaworld.preferences import (discounted_returns, label_dataset, labels_from_scores, make_pairs,
                                               regret_scores, sample_segments, segment_index)
 
@@ -69,46 +68,3 @@ def test_return_and_regret_teachers():
         label_dataset(d, 10, 64, "regret")
     with pytest.raises(ValueError, match="regret, return"):
         label_dataset(d, 10, 64, "oracle")
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_isotonic_fit_is_monotone_and_least_squares(seed):
-    rng = np.random.default_rng(seed)
-    x = np.sort(rng.uniform(0, 1, 9))
-    y = rng.uniform(0, 1, 9)
-    w = rng.integers(1, 10, 9).astype(float)
-    f = isotonic_decreasing(x, y, w)
-    assert (np.diff(f) <= 1e-12).all()
-    assert np.sum(w * f) == pytest.approx(np.sum(w * y))  # PAV preserves the weighted mean
-    # no monotone perturbation does better (least squares among non-increasing fits)
-    best = np.sum(w * (f - y) ** 2)
-    for _ in range(200):
-        g = np.sort(f + rng.normal(0, 0.05, 9))[::-1]
-        assert np.sum(w * (g - y) ** 2) >= best - 1e-12
-    np.testing.assert_allclose(isotonic_decreasing(x, np.sort(y)[::-1], w), np.sort(y)[::-1])
-
-
-def test_crossing_and_cliff_smoothing():
-    assert crossing(np.array([0, 0.5, 1.0]), np.array([1.0, 0.6, 0.0]), 0.3) == pytest.approx(0.75)
-    assert crossing(np.array([0, 1.0]), np.array([0.2, 0.0]), 0.5) == 0.0
-    # a cliff that recovers after collapsing (button-press-like): the recovery is ignored
-    pts = {0.0: [6, 6], 0.3: [6, 6], 0.4: [3, 6], 0.5: [0, 6], 0.8: [2, 6]}
-    ws, fit = smoothed_curve(pts, floor=0.1)
-    np.testing.assert_allclose(ws, [0.0, 0.3, 0.4, 0.5])
-    assert crossing(ws, fit, 0.5) == pytest.approx(0.4)
-
-
-def test_logistic_dose_response_fit_recovers_a_known_curve():
-    from benchmarks.metaworld.policies import logistic_crossing, logistic_fit
-
-    ws = np.linspace(0, 1, 11)
-    true_a, true_b = 6.0, 12.0
-    p = 1 / (1 + np.exp(-(true_a - true_b * ws)))
-    n = np.full(11, 4000)
-    k = np.round(p * n)
-    a, b = logistic_fit(ws, k, n)
-    assert a == pytest.approx(true_a, rel=0.05) and b == pytest.approx(true_b, rel=0.05)
-    assert logistic_crossing(a, b, 0.5) == pytest.approx(0.5, abs=0.01)
-    # a perfect cliff stays finite and puts the crossing inside the gap
-    a, b = logistic_fit(np.array([0.0, 0.3, 0.4, 0.6]), np.array([6, 6, 0, 0]), np.array([6, 6, 6, 6]))
-    assert 0.3 < logistic_crossing(a, b, 0.5) < 0.4

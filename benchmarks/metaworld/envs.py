@@ -14,6 +14,7 @@ import numpy as np
 
 TASKS: tuple[str, ...] = ("bin-picking", "button-press", "door-open", "drawer-open", "plate-slide", "sweep-into")
 HORIZON = 250
+LAYOUTS = 50  # goal/object layouts of an MT1 task (len(MT1 wrapper .tasks)), checked in reset_episode
 OBS_DIM = 39
 ACT_DIM = 4
 
@@ -73,10 +74,37 @@ def reset_episode(env: gym.Env, episode_seed: int) -> tuple[np.ndarray, dict[str
     """
     wrapper = _task_wrapper(env)
     wrapper.toggle_sample_tasks_on_reset(False)
-    idx = int(np.random.default_rng([int(episode_seed), 7919]).integers(len(wrapper.tasks)))
+    if len(wrapper.tasks) != LAYOUTS:
+        raise RuntimeError(f"MT1 has {len(wrapper.tasks)} layouts, expected {LAYOUTS}; metaworld version changed?")
+    idx = episode_layout(episode_seed)
     env.unwrapped.set_task(wrapper.tasks[idx])
     obs, info = env.reset(seed=int(episode_seed))
     return np.asarray(obs, dtype=np.float64), info
+
+
+def episode_layout(episode_seed: int) -> int:
+    """Index of the MT1 goal/object layout that :func:`reset_episode` uses for ``episode_seed``."""
+    return int(np.random.default_rng([int(episode_seed), 7919]).integers(LAYOUTS))
+
+
+def stratified_seeds(start: int, count: int) -> list[int]:
+    """``count`` episode seeds from ``start`` upwards whose layouts cycle through all of them.
+
+    The i-th seed is the first unused seed >= ``start`` with layout ``i % LAYOUTS``: a sample that
+    covers every layout equally, so a success rate measured on it has no layout-sampling noise
+    (success depends strongly on the layout) and is still an unbiased estimate for episodes with
+    uniformly drawn layouts, as in the datasets.
+    """
+    free: dict[int, list[int]] = {}
+    out: list[int] = []
+    s = int(start)
+    for i in range(int(count)):
+        want = i % LAYOUTS
+        while not free.get(want):
+            free.setdefault(episode_layout(s), []).append(s)
+            s += 1
+        out.append(free[want].pop(0))
+    return out
 
 
 def expert_policy(task: str):

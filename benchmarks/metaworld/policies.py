@@ -10,24 +10,24 @@ where ``expert`` is the task's scripted MetaWorld policy and ``d_j`` a fixed ran
 ("distractor") seeded by ``j``. log pi_b(a|s) and KL(pi_b(.|s) || pi_theta(.|s)) are then exact at
 every state. The raw sampled action is logged (its density is exact); the env clips it to [-1, 1].
 
-Calibration (our choice; the success-vs-w curve is a cliff and not always monotone): measure
-success on a coarse grid of w, keep the part of the curve before it first collapses (a later
-recovery is ignored), smooth it with a binomial maximum-likelihood logistic dose-response fit
-success(w) = sigmoid(a - b w) over all measured episodes, read off the w where the fit crosses the
-target, then refine by measuring at that w and refitting (every episode measured so far informs
-the fit, so one unlucky grid point cannot pin the answer). The chosen w is finally re-measured on
-fresh episodes and that measured rate is what gets recorded with the dataset.
+Calibration (our choice; the success-vs-w curve is a steep cliff, e.g. door-open 100% at w = 0.57
+and 17% at w = 0.61, and past the cliff not always monotone): a coarse scan brackets the first
+crossing of the target, then regula falsi on w over a fixed pool of common-random-number episodes
+finds the crossing (see :func:`bisect_weight`). The chosen w is finally re-measured
+on fresh episodes and that measured rate is what gets recorded with the dataset; a target that is
+out of reach (the curve jumps over it) is logged as a WARNING and recorded in the calibration JSON.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from benchmarks.metaworld.envs import ACT_DIM, HORIZON, OBS_DIM, check_task, expert_policy, make_env, reset_episode
+from benchmarks.metaworld.envs import (ACT_DIM, HORIZON, OBS_DIM, check_task, expert_policy, make_env, reset_episode,
+                                       stratified_seeds)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,61 +190,151 @@ def _quiet_worker():
 # ----------------------------------------------------------------------------------------------
 # Calibration
 # ----------------------------------------------------------------------------------------------
-def isotonic_decreasing(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least-squares non-increasing fit of y on sorted x (pool-adjacent-violators)."""
-    order = np.argsort(x, kind="stable")
-    blocks: list[list[float]] = []  # [mean, weight, count]
-    for yi, wi in zip(np.asarray(y, float)[order], np.asarray(weights, float)[order]):
-        blocks.append([yi, wi, 1])
-        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
-            m2, w2, c2 = blocks.pop()
-            m1, w1, c1 = blocks.pop()
-            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
-    fit_sorted = np.concatenate([np.full(int(c), m) for m, _, c in blocks])
-    fit = np.empty_like(fit_sorted)
-    fit[order] = fit_sorted
-    return fit
+Outcomes = Callable[[float, Sequence[int]], Sequence[bool]]  # (w, episode seeds) -> any-step success per seed
 
 
-def crossing(ws: np.ndarray, fitted: np.ndarray, target: float) -> float:
-    """Smallest w where the non-increasing piecewise-linear curve (ws sorted) reaches ``target``."""
-    ws = np.asarray(ws, float)
-    fitted = np.asarray(fitted, float)
-    if fitted[0] <= target:
-        return float(ws[0])
-    for i in range(1, len(ws)):
-        if fitted[i] <= target:
-            f0, f1 = fitted[i - 1], fitted[i]
-            frac = 0.0 if f0 == f1 else (f0 - target) / (f0 - f1)
-            return float(ws[i - 1] + frac * (ws[i] - ws[i - 1]))
-    return float(ws[-1])
+@dataclass
+class BisectResult:
+    """Outcome of :func:`bisect_weight` for one target success rate."""
+
+    w: float  # chosen distractor weight
+    rate: float  # success rate of the common-random-number episode pool at w
+    reached: bool  # |rate - target| <= tolerance (False: the curve jumps over the target, or never crosses it)
+    bracket: tuple  # (w_lo, rate_lo, w_hi, rate_hi) of the final bracket (None where it does not exist)
+    evaluated: int  # episodes actually rolled out
+    warning: str = ""  # why the target was not reached ("" when it was)
+    points: list = field(default_factory=list)  # [w, successes, pool episodes]: whole-pool measurements
 
 
-def logistic_fit(ws: np.ndarray, successes: np.ndarray, episodes: np.ndarray, ridge: float = 1e-3) -> tuple[float, float]:
-    """Binomial maximum-likelihood fit of success(w) = sigmoid(a - b * w) (a dose-response curve).
+def bisect_weight(outcomes: Outcomes, target: float, seeds: Sequence[int], grid: Sequence[float],
+                  grid_episodes: int, w_tol: float, tolerance: float, coarse_width: float = 0.02,
+                  max_steps: int = 4) -> BisectResult:
+    """Distractor weight w whose success rate on a fixed pool of episodes crosses ``target``.
 
-    ws, successes, episodes: (K,) measured points. A tiny ridge keeps the fit finite when the
-    points are perfectly separated (a cliff). Returns (a, b); b > 0 means success falls with w.
+    The success-vs-w curve is a steep cliff (door-open: 100% at w = 0.57, 17% at 0.61) and, past the
+    cliff, not always monotone. It is measured with *common random numbers*: the same episode seeds
+    (start states and noise draws) at every w, so differences between nearby w are not swamped by
+    episode-to-episode noise. The procedure:
+
+    1. Coarse: scan ``grid`` upwards on the first ``grid_episodes`` seeds, stopping at the first
+       point with rate <= target (the later part of the curve, including any recovery after the
+       collapse, is never looked at); bisect that bracket on the same seeds down to ``coarse_width``.
+       Here, to save rollouts, an episode with the same outcome at both ends of a bracket is taken
+       to keep it at the midpoint (episodes mostly succeed up to their own threshold weight and fail
+       above it); only the episodes that differ are rolled out.
+    2. Whole pool ``seeds`` at the bracket ends, all rolled out; if the small coarse sample (or the
+       inference, which is biased where episodes fail at random at any w, as in sweep-into) put the
+       crossing outside the bracket, step outwards (doubling) until rate(lo) > target >= rate(hi).
+    3. Regula falsi (Illinois variant) on the whole pool's real rates: at most ``max_steps``
+       interpolated points, stopping once a rate is within tolerance/2 of the target or the bracket
+       is narrower than ``w_tol``.
+    4. Keep the measured point with the rate nearest the target. If that is further than
+       ``tolerance`` away, the curve jumps over the target (or never crosses it inside the grid):
+       ``reached`` is False and ``warning`` says so.
+    Failing episodes run the full horizon and dominate the cost, hence the small coarse sample.
     """
-    from scipy.optimize import minimize
+    seeds = [int(s) for s in seeds]
+    n = len(seeds)
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"calibration target must be in (0, 1), got {target}")
+    if not 1 <= grid_episodes <= n:
+        raise ValueError(f"grid_episodes must be in [1, {n}] (the pool size), got {grid_episodes}")
+    if len(grid) == 0 or w_tol <= 0:
+        raise ValueError("calibration needs a non-empty grid and w_tol > 0")
+    grid = sorted({round(float(w), 6) for w in grid})
+    w_min, w_max = grid[0], grid[-1]
+    known: dict[float, np.ndarray] = {}  # w -> rolled-out outcome per pool seed: 1, 0, or -1 (not rolled out)
+    evaluated = [0]
 
-    ws, k, n = (np.asarray(v, float) for v in (ws, successes, episodes))
+    def run(w: float, idx) -> np.ndarray:
+        """Outcomes at w, rolling out the seeds ``idx`` not rolled out yet."""
+        o = known.setdefault(w, np.full(n, -1, np.int8))
+        todo = [int(i) for i in idx if o[i] < 0]
+        if todo:
+            res = outcomes(w, [seeds[i] for i in todo])
+            if len(res) != len(todo):
+                raise RuntimeError(f"outcomes returned {len(res)} results for {len(todo)} seeds")
+            o[todo] = np.asarray(res, dtype=bool)
+            evaluated[0] += len(todo)
+        return o
 
-    def nll(p):
-        z = p[0] - p[1] * ws
-        # -log sigmoid(z) = logaddexp(0, -z); -log(1 - sigmoid(z)) = logaddexp(0, z)
-        return float(np.sum(k * np.logaddexp(0, -z) + (n - k) * np.logaddexp(0, z)) + ridge * (p @ p))
+    def rate(w: float) -> float:
+        return float(run(w, range(n)).mean())
 
-    res = minimize(nll, x0=np.array([0.0, 1.0]), method="Nelder-Mead",
-                   options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
-    return float(res.x[0]), float(res.x[1])
-
-
-def logistic_crossing(a: float, b: float, target: float, lo: float = 0.0, hi: float = 1.0) -> float:
-    """w with sigmoid(a - b w) = target, clipped to [lo, hi]."""
-    if b <= 0:
-        return lo if target >= 1 / (1 + np.exp(-a)) else hi
-    return float(np.clip((a - np.log(target / (1 - target))) / b, lo, hi))
+    # 1. coarse scan + bisection on the first grid_episodes seeds
+    sub = np.arange(grid_episodes)
+    lo = hi = None
+    for w in grid:
+        if run(w, sub)[sub].mean() <= target:
+            hi = w
+            break
+        lo = w
+    if lo is None and rate(hi) > target:  # the coarse sample was unlucky at the smallest weight
+        lo, hi = hi, (grid[1] if len(grid) > 1 else None)
+    if lo is not None and hi is not None:
+        vals = {lo: run(lo, sub)[sub], hi: run(hi, sub)[sub]}
+        while hi - lo > coarse_width:
+            mid = round((lo + hi) / 2, 6)
+            o_lo, o_hi = vals[lo], vals[hi]
+            o = run(mid, sub[o_lo != o_hi])[sub]
+            vals[mid] = o = np.where(o_lo == o_hi, o_lo, o)  # inferred where both ends agree
+            lo, hi = (mid, hi) if o.mean() > target else (lo, mid)
+    # 2. whole pool at the bracket ends; step outwards until the bracket holds the pool's crossing
+    step = max(coarse_width, (hi - lo) if lo is not None and hi is not None else 0.0)
+    unreachable = ""
+    while lo is not None and rate(lo) <= target:
+        if lo <= w_min:
+            hi, lo = lo, None
+            break
+        hi, lo, step = lo, max(w_min, round(lo - step, 6)), 2 * step
+    if lo is None:
+        unreachable = f"success is already {rate(w_min):.2f} at the smallest weight w={w_min:g}"
+    else:
+        if hi is None:
+            hi = w_max if lo < w_max else None
+        while hi is not None and rate(hi) > target:
+            if hi >= w_max:
+                lo, hi = hi, None
+                break
+            lo, hi, step = hi, min(w_max, round(hi + step, 6)), 2 * step
+        if hi is None:
+            unreachable = f"success is still {rate(lo):.2f} at the largest weight w={lo:g} of the grid"
+    if unreachable:
+        w = w_min if lo is None else lo
+        warning = f"target {target:.2f} unreachable: {unreachable}"
+        bracket = (None, None, w, rate(w)) if lo is None else (w, rate(w), None, None)
+    else:
+        # 3. Illinois regula falsi on the whole pool's real rates
+        tried = {lo: rate(lo), hi: rate(hi)}
+        g_lo, g_hi = tried[lo] - target, tried[hi] - target  # > 0, <= 0
+        side = 0
+        for _ in range(max_steps):
+            if hi - lo <= w_tol or min(abs(r - target) for r in tried.values()) <= tolerance / 2:
+                break
+            x = lo + (hi - lo) * g_lo / (g_lo - g_hi)
+            x = round(min(max(x, lo + 0.05 * (hi - lo)), hi - 0.05 * (hi - lo)), 6)
+            if x in (lo, hi):
+                break
+            r = tried[x] = rate(x)
+            if r > target:
+                lo, g_lo = x, r - target
+                g_hi = g_hi / 2 if side == 1 else g_hi  # Illinois: halve the end kept twice in a row
+                side = 1
+            else:
+                hi, g_hi = x, r - target
+                g_lo = g_lo / 2 if side == -1 else g_lo
+                side = -1
+        # 4. choose
+        w = min(tried, key=lambda x: (abs(tried[x] - target), x))
+        bracket = (lo, rate(lo), hi, rate(hi))
+        warning = ""
+        if abs(tried[w] - target) > tolerance:
+            warning = (f"target {target:.2f} unreachable within +-{tolerance:.2f}: success jumps from {rate(lo):.2f} "
+                       f"at w={lo:.6f} to {rate(hi):.2f} at w={hi:.6f} ({n} episodes); chose w={w:.6f} "
+                       f"({tried[w]:.2f})")
+    pts = [[w_, int((o == 1).sum()), n] for w_, o in sorted(known.items()) if (o >= 0).all()]
+    return BisectResult(w=w, rate=rate(w), reached=not warning, bracket=bracket, evaluated=evaluated[0],
+                        warning=warning, points=pts)
 
 
 @dataclass
@@ -252,84 +342,88 @@ class CalibrationResult:
     task: str
     target: float  # requested success rate
     w: float  # chosen distractor weight
-    measured_success: float  # success rate of the chosen w on fresh episodes
+    measured_success: float  # success rate of the chosen w on fresh episodes (recorded with the dataset)
     measured_episodes: int
     distractor_seed: int = 0  # distractor MLP seed j of this policy
-    points: list = field(default_factory=list)  # all (w, successes, episodes) measured
-
-
-def smoothed_curve(points: dict[float, list[int]], floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Isotonic fit on the part of the measured curve before it first drops to ``floor`` or below.
-
-    ``points`` maps w -> [successes, episodes]. Returns (sorted ws, fitted success rates).
-    """
-    ws = np.array(sorted(points))
-    rates = np.array([points[w][0] / points[w][1] for w in ws])
-    counts = np.array([points[w][1] for w in ws], float)
-    cut = len(ws)
-    for i, r in enumerate(rates):
-        if r <= floor:
-            cut = i + 1
-            break
-    ws, rates, counts = ws[:cut], rates[:cut], counts[:cut]
-    return ws, isotonic_decreasing(ws, rates, counts)
+    tolerance: float = 0.1  # allowed |success - target|
+    pool_success: float = 0.0  # success rate of the chosen w on the calibration pool (selected: ~target)
+    pool_episodes: int = 0  # size of the common-random-number pool
+    reached: bool = True  # False: the target is out of reach for this distractor (see warnings)
+    within_tolerance: bool = True  # |measured_success - target| <= tolerance
+    warnings: list = field(default_factory=list)  # human-readable problems (unreachable / off-target)
+    bracket: list = field(default_factory=list)  # [w_lo, rate_lo, w_hi, rate_hi] of the final bracket
+    episodes_rolled_out: int = 0  # calibration cost in episodes (pool + fresh)
+    seconds: float = 0.0  # wall-clock time of this target's calibration
+    points: list = field(default_factory=list)  # [w, successes, pool episodes]: whole-pool measurements
 
 
 def calibrate(task: str, targets: Sequence[float], sigma: float = 0.3,
-              distractor_seeds: Sequence[int] | None = None,
-              grid: Sequence[float] = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75), grid_episodes: int = 6,
-              refine_rounds: int = 3, refine_episodes: int = 8, final_episodes: int = 16, seed: int = 0,
-              workers: int = 2, pool=None, log=print) -> list[CalibrationResult]:
+              distractor_seeds: Sequence[int] | None = None, tolerances: Sequence[float] | None = None,
+              grid: Sequence[float] = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75), grid_episodes: int = 8,
+              episodes: int = 50, w_tol: float = 0.0005, max_steps: int = 4, final_episodes: int = 50, seed: int = 0,
+              workers: int = 2, pool=None, log=print,
+              outcomes: Callable[[BehaviourSpec, Sequence[int]], Sequence[bool]] | None = None,
+              ) -> list[CalibrationResult]:
     """Find, per target success rate, the distractor weight w of ``task``'s behaviour policy.
 
     Target ``i`` uses distractor ``distractor_seeds[i]`` (default: seed i), so policies calibrated to
-    different targets differ in direction, not only in w (near the cliff, w alone barely separates
-    them). Episode seeds of calibration are disjoint from collection seeds (>= 10**6).
+    different targets differ in direction, not only in w. Each target is searched on a pool of
+    ``episodes`` common-random-number episodes (:func:`bisect_weight`); the chosen w is then
+    measured on ``final_episodes`` fresh episodes, and that rate is what is recorded with the
+    dataset. A target that cannot be reached (curve jumps over it), or whose fresh measurement is
+    more than ``tolerances[i]`` off, is logged as a WARNING and recorded (``reached``, ``warnings``).
+    Episode seeds (disjoint from collection's): the pool and the fresh episodes each cover the task's
+    50 goal/object layouts in turn (:func:`stratified_seeds`, from 10**6 + 10**4*seed and +5000),
+    which removes the layout-sampling part of their noise.
+    ``outcomes(spec, seeds)`` replaces the rollouts (tests); default: any-step success of real episodes.
     """
+    import time
+
     check_task(task)
     dseeds = list(range(len(targets))) if distractor_seeds is None else list(distractor_seeds)
-    if len(dseeds) != len(targets):
-        raise ValueError(f"calibrate: {len(targets)} targets but {len(dseeds)} distractor_seeds")
-    next_seed = [10**6 + 10**4 * int(seed)]
+    tols = [0.1] * len(targets) if tolerances is None else [float(t) for t in tolerances]
+    if len(dseeds) != len(targets) or len(tols) != len(targets):
+        raise ValueError(f"calibrate: {len(targets)} targets but {len(dseeds)} distractor_seeds and "
+                         f"{len(tols)} tolerances")
+    if max(episodes, final_episodes) > 1000:
+        raise ValueError("calibrate: episodes and final_episodes must be <= 1000 (episode seed blocks)")
+    base = 10**6 + 10**4 * int(seed)
+    pool_seeds = stratified_seeds(base, episodes)
+    fresh_seeds = stratified_seeds(base + 5000, final_episodes)
+    assert max(pool_seeds) < base + 5000 and max(fresh_seeds) < base + 10**4
 
-    def measure(w: float, j: int, n: int) -> tuple[int, int]:
-        spec = BehaviourSpec(task, float(w), sigma, j)
-        seeds = range(next_seed[0], next_seed[0] + n)
-        next_seed[0] += n
-        eps = run_episodes([(spec, s) for s in seeds], workers=workers, record=False, stop_on_success=True,
-                           pool=pool)
-        return sum(int(e["success"]) for e in eps), n
+    if outcomes is None:
+        def outcomes(spec: BehaviourSpec, seeds: Sequence[int]) -> list[bool]:
+            eps = run_episodes([(spec, s) for s in seeds], workers=workers, record=False, stop_on_success=True,
+                               pool=pool)
+            return [bool(e["success"]) for e in eps]
 
     results = []
-    for target, j in zip(targets, dseeds):
-        points: dict[float, list[int]] = {}
-
-        def add(w: float, n: int):
-            k, n = measure(w, j, n)
-            old = points.setdefault(round(float(w), 4), [0, 0])
-            old[0] += k
-            old[1] += n
-
-        for w in grid:
-            add(w, grid_episodes)
-        log(f"[calibrate {task} d{j}] grid: " + ", ".join(f"w={w:.2f}:{k}/{n}" for w, (k, n) in sorted(points.items())))
-        floor = target / 2
-
-        def estimate() -> float:
-            ws, _ = smoothed_curve(points, floor)  # the part of the curve before it first collapses
-            k = np.array([points[w][0] for w in ws])
-            n = np.array([points[w][1] for w in ws])
-            a, b = logistic_fit(ws, k, n)
-            return logistic_crossing(a, b, target, float(ws[0]), float(ws[-1]))
-
-        for _ in range(refine_rounds):
-            add(estimate(), refine_episodes)
-        w = round(estimate(), 4)
-        k, n = measure(w, j, final_episodes)
-        log(f"[calibrate {task} d{j}] target {target:.2f}: w={w:.4f} measured {k}/{n} = {k / n:.2f}")
-        results.append(CalibrationResult(task=task, target=float(target), w=float(w), measured_success=k / n,
-                                         measured_episodes=n, distractor_seed=int(j),
-                                         points=[[w_, c[0], c[1]] for w_, c in sorted(points.items())]))
+    for target, j, tol in zip(targets, dseeds, tols):
+        t0 = time.monotonic()
+        res = bisect_weight(lambda w, s: outcomes(BehaviourSpec(task, float(w), sigma, j), s), float(target),
+                            pool_seeds, grid, grid_episodes, w_tol, tol, max_steps=max_steps)
+        fresh = outcomes(BehaviourSpec(task, float(res.w), sigma, j), fresh_seeds)
+        k = int(sum(bool(x) for x in fresh))
+        rate = k / final_episodes
+        warnings = [res.warning] if res.warning else []
+        if abs(rate - target) > tol:
+            sd = np.sqrt(max(rate * (1 - rate), 1e-9) / final_episodes)
+            warnings.append(f"fresh measurement {k}/{final_episodes} = {rate:.2f} is more than {tol:.2f} from the "
+                            f"target {target:.2f} (binomial SD of this measurement ~{sd:.2f}; pool rate "
+                            f"{res.rate:.2f})")
+        dt = time.monotonic() - t0
+        grid_pts = ", ".join(f"w={p[0]:g}:{p[1]}/{p[2]}" for p in res.points)
+        log(f"[calibrate {task} d{j}] target {target:.2f}: w={res.w:.6f} pool {res.rate:.2f} ({episodes} episodes), "
+            f"fresh {k}/{final_episodes} = {rate:.2f}; {res.evaluated + final_episodes} episodes in {dt:.1f}s "
+            f"[{grid_pts}]")
+        for msg in warnings:
+            log(f"WARNING [calibrate {task} d{j}] {msg}")
+        results.append(CalibrationResult(
+            task=task, target=float(target), w=float(res.w), measured_success=rate, measured_episodes=final_episodes,
+            distractor_seed=int(j), tolerance=tol, pool_success=res.rate, pool_episodes=episodes,
+            reached=res.reached, within_tolerance=abs(rate - target) <= tol, warnings=warnings, bracket=list(res.bracket),
+            episodes_rolled_out=res.evaluated + final_episodes, seconds=round(dt, 2), points=res.points))
     return sorted(results, key=lambda r: r.target)
 
 
