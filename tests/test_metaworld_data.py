@@ -48,6 +48,23 @@ def test_policy_labels_are_exact():
     assert (ep["policy_id"] == 3).all()
 
 
+@pytest.mark.parametrize("task", ["door-open", "button-press"])
+def test_logged_observations_are_the_envs_and_labels_replay_exactly(task):
+    # SawyerDoorOpenV3Policy.get_action writes into its argument (obs[4] -= 0.05); the behaviour
+    # policy must hand it a copy, so the dataset holds what the env returned and mu(s) is exact
+    spec = BehaviourSpec(task, 0.4, 0.3, 1)
+    ep = rollout(spec, 11, record=True, horizon=40)
+    env = make_env(task)
+    obs, _ = reset_episode(env, 11)
+    pol = BehaviourPolicy(spec)
+    for t in range(40):
+        np.testing.assert_array_equal(ep["observations"][t], obs)
+        before = obs.copy()
+        np.testing.assert_array_equal(pol.mean(obs), ep["mu"][t])
+        np.testing.assert_array_equal(obs, before)  # mean() leaves its input alone
+        obs = env.step(np.clip(ep["actions"][t], -1, 1).astype(np.float32))[0]
+
+
 def test_collection_does_not_depend_on_worker_count():
     spec = BehaviourSpec("door-open", 0.5, 0.3, 0)
     jobs = [(spec, s) for s in (1, 2, 3)]

@@ -72,9 +72,12 @@ class BehaviourPolicy:
         self.distractor = Distractor(spec.distractor_seed)
 
     def mean(self, obs: np.ndarray) -> np.ndarray:
-        """mu_b(s), shape (4,)."""
+        """mu_b(s), shape (4,). ``obs`` is not modified."""
         w = self.spec.w
-        e = np.asarray(self.expert.get_action(obs), dtype=np.float64)
+        # a copy: some scripted experts write into their argument (SawyerDoorOpenV3Policy shifts
+        # obs[4], the door's x, by -0.05 in place), which would corrupt the logged observation and
+        # the distractor's input; the expert's output is the same either way
+        e = np.asarray(self.expert.get_action(obs.copy()), dtype=np.float64)
         mu = (1.0 - w) * e + (w * self.distractor(obs) if w > 0 else 0.0)
         return np.minimum(np.maximum(mu, -1.0), 1.0)  # = np.clip, several times faster on 4 numbers
 
@@ -123,32 +126,39 @@ def rollout(spec: BehaviourSpec, episode_seed: int, record: bool = True, stop_on
     step_success (T,), mu (T, 4), sigma (T,), policy_id (T,).
     """
     env = _env(spec.task)
-    pol = _policy(spec)
+    mean, step = _policy(spec).mean, env.step
     rng = np.random.default_rng([int(episode_seed), int(spec.policy_id), 15485863])
+    # all of the episode's Gaussian draws at once: the same numbers as one standard_normal(4) per step
+    noise = spec.sigma * rng.standard_normal((horizon, ACT_DIM))
     obs, _ = reset_episode(env, episode_seed)
-    buf: dict[str, list] = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts",
-                                            "step_success", "mu")}
+    obs_l, act_l, mu_l, rew_l, term_l, trunc_l, succ_l = [], [], [], [], [], [], []
     success = False
     t = 0
     for t in range(1, horizon + 1):
-        action, mu = pol.sample(obs, rng)
-        nxt, reward, term, trunc, info = env.step(np.minimum(np.maximum(action, -1.0), 1.0).astype(np.float32))
-        s = bool(info.get("success", 0.0) > 0)
+        mu = mean(obs)
+        action = mu + noise[t - 1]  # a ~ N(mu, sigma^2 I), logged unclipped
+        nxt, reward, term, trunc, info = step(np.minimum(np.maximum(action, -1.0), 1.0).astype(np.float32))
+        s = info.get("success", 0.0) > 0
         success = success or s
         if record:
-            buf["observations"].append(obs)
-            buf["actions"].append(action)
-            buf["rewards"].append(float(reward))
-            buf["terminals"].append(bool(term))
-            buf["timeouts"].append(bool(trunc) or (t == horizon and not term))
-            buf["step_success"].append(s)
-            buf["mu"].append(mu)
+            obs_l.append(obs)
+            act_l.append(action)
+            mu_l.append(mu)
+            rew_l.append(reward)
+            term_l.append(term)
+            trunc_l.append(trunc)
+            succ_l.append(s)
         obs = np.asarray(nxt, dtype=np.float64)
         if term or trunc or (stop_on_success and success):
             break
-    out: dict[str, Any] = {"success": success, "length": t}
+    out: dict[str, Any] = {"success": bool(success), "length": t}
     if record:
-        out.update({k: np.asarray(v) for k, v in buf.items()})
+        terminals = np.asarray(term_l, dtype=bool)
+        timeouts = np.asarray(trunc_l, dtype=bool)
+        timeouts[-1] |= t == horizon and not terminals[-1]
+        out.update({"observations": np.asarray(obs_l), "actions": np.asarray(act_l),
+                    "rewards": np.asarray(rew_l, dtype=np.float64), "terminals": terminals, "timeouts": timeouts,
+                    "step_success": np.asarray(succ_l, dtype=bool), "mu": np.asarray(mu_l)})
         out["sigma"] = np.full(t, spec.sigma)
         out["policy_id"] = np.full(t, spec.policy_id, dtype=np.int32)
     return out
