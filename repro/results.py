@@ -3,6 +3,9 @@
 A run writes ``<run_dir>/metrics.json`` = {"provenance": {...}, "rows": [...]} with :func:`write_run`.
 The table rule collects runs into ``results/<tier>/<version>/<table>.csv`` (never overwriting a
 version) and points ``results/<tier>/latest/<table>.csv`` at the newest one (a relative symlink).
+Each row carries its run's provenance; the package versions, identical on thousands of per-step
+rows, are stored once in ``<table>.versions.json`` next to the CSV and referenced from the
+``versions`` column by a short key (:func:`versions_key`; :func:`read_versions` maps keys back).
 
     python -m repro.results collect --table nano --tier tiny --version V work/tiny/nano/eval/metrics.json ...
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import math
@@ -89,16 +93,47 @@ def read_run(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def table_rows(metrics_files: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
-    """Rows of several runs, each stamped with its own run's provenance columns."""
-    out = []
+def versions_key(versions: dict[str, Any]) -> str:
+    """A short key for a package-versions mapping, stable across runs and machines."""
+    blob = json.dumps(versions, sort_keys=True)
+    return "pkgs-" + hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def table_rows(metrics_files: Iterable[str | os.PathLike]) -> tuple[list[dict[str, Any]], dict[str, dict]]:
+    """Rows of several runs, each stamped with its own run's provenance columns, and the
+    package-versions mapping ``{versions_key: versions}`` their ``versions`` column refers to."""
+    out, versions = [], {}
     for f in metrics_files:
         run = read_run(f)
         prov = run["provenance"]
         stamp = {k: prov.get(k) for k in PROVENANCE_KEYS}
-        stamp["versions"] = json.dumps(stamp["versions"], sort_keys=True) if stamp["versions"] else ""
+        if stamp["versions"]:
+            key = versions_key(stamp["versions"])
+            versions[key] = stamp["versions"]
+            stamp["versions"] = key
+        else:
+            stamp["versions"] = ""
         out.extend({**row, **stamp} for row in run["rows"])
-    return out
+    return out, versions
+
+
+def versions_path(table_csv: str | os.PathLike) -> Path:
+    """``<dir>/<table>.versions.json`` for ``<dir>/<table>.csv``."""
+    return Path(table_csv).with_suffix(".versions.json")
+
+
+def read_versions(table_csv: str | os.PathLike) -> dict[str, dict]:
+    """The ``{versions_key: {package: version}}`` mapping of a table ({} if it has none)."""
+    path = versions_path(table_csv)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ResultError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ResultError(f"{path}: expected an object mapping key -> {{package: version}}")
+    return data
 
 
 def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
@@ -119,30 +154,41 @@ def make_version() -> str:
 
 
 def publish_table(rows: Sequence[dict[str, Any]], table: str, tier: str, version: str,
-                  results_root: str | os.PathLike = "results") -> Path:
-    """Write ``results/<tier>/<version>/<table>.csv`` (refusing to overwrite) and repoint latest/."""
+                  results_root: str | os.PathLike = "results", versions: dict[str, dict] | None = None) -> Path:
+    """Write ``results/<tier>/<version>/<table>.csv`` (refusing to overwrite), its
+    ``<table>.versions.json`` when ``versions`` is given, and repoint latest/."""
     root = Path(results_root) / tier
     target = root / version / f"{table}.csv"
     if target.exists():
         raise ResultError(f"{target} already exists: versions are never overwritten; use a new version name")
+    if versions:
+        atomic_write_json(versions_path(target), versions)  # first, so a published CSV always resolves
     atomic_write_text(target, rows_to_csv(rows))
     update_latest(root, table)
     return target
 
 
 def update_latest(tier_root: str | os.PathLike, table: str) -> Path | None:
-    """Point ``<tier_root>/latest/<table>.csv`` at the newest version folder holding that table."""
+    """Point ``<tier_root>/latest/<table>.csv`` (and its versions file) at the newest version folder
+    holding that table."""
     tier_root = Path(tier_root)
     versions = sorted(p.parent.name for p in tier_root.glob(f"*/{table}.csv") if p.parent.name != "latest")
     if not versions:
         return None
+    side = versions_path(tier_root / versions[-1] / f"{table}.csv")
+    latest_side = tier_root / "latest" / side.name
+    if side.exists():
+        atomic_symlink(f"../{versions[-1]}/{side.name}", latest_side)
+    elif latest_side.is_symlink():
+        latest_side.unlink()  # the newest version has no versions file: don't point at an older one
     return atomic_symlink(f"../{versions[-1]}/{table}.csv", tier_root / "latest" / f"{table}.csv")
 
 
 def collect(metrics_files: Sequence[str], table: str, tier: str, version: str,
             results_root: str = "results") -> Path:
     """Collect runs into a new version of a table. An empty list gives a header-only table."""
-    return publish_table(table_rows(metrics_files), table, tier, version, results_root)
+    rows, versions = table_rows(metrics_files)
+    return publish_table(rows, table, tier, version, results_root, versions)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -65,10 +65,15 @@ def test_write_run_and_collect_table_with_provenance(tmp_path):
     assert [float(r["value"]) for r in rows] == [0.5, 0.75]
     for r in rows:
         assert r["commit"] and r["config_hash"] and r["hardware"] and r["started"] and r["finished"]
-        assert "torch" in json.loads(r["versions"])
+        assert r["versions"].startswith("pkgs-")  # a key into nano.versions.json
+    side = results.read_versions(out)
+    assert set(side) == {r["versions"] for r in rows} and "torch" in side[rows[0]["versions"]]
     latest = tmp_path / "results" / "tiny" / "latest" / "nano.csv"
     assert latest.is_symlink() and not os.path.isabs(os.readlink(latest))
     assert latest.resolve() == out.resolve()
+    assert results.read_versions(latest) == side  # latest/ links the versions file too
+    from repro.report.tables import load_table
+    assert "torch" in json.loads(load_table(latest)["versions"].iloc[0])  # the report sees the full mapping
 
 
 def test_second_reproduction_makes_a_new_version_and_never_overwrites(tmp_path):

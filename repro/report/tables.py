@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from repro import stats
+from repro import results, stats
 
 TABLES = ("nano", "entropy_mechanism", "empo", "one_shot_em", "ppl")
 KEY_COLUMNS = ("paper", "method", "model", "dataset", "seed", "step", "metric", "value")
@@ -42,6 +42,12 @@ def load_table(path: str | Path) -> pd.DataFrame:
     for c in PROVENANCE_COLUMNS:
         if c not in df.columns:
             df[c] = ""
+    try:
+        side = results.read_versions(path)
+    except results.ResultError as e:
+        raise TableError(str(e)) from None
+    if side:  # the versions column holds keys into <table>.versions.json: expand them to JSON
+        df["versions"] = [json.dumps(side[k], sort_keys=True) if k in side else k for k in df["versions"]]
     out = df.copy()
     for col, conv in (("seed", int), ("step", int), ("value", float)):
         vals = []
