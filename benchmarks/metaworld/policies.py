@@ -44,7 +44,11 @@ class Distractor:
         self.b2 = rng.normal(0.0, 0.5, act_dim)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return np.tanh(np.tanh(obs @ self.w1 + self.b1) @ self.w2 + self.b2)
+        # = tanh(tanh(obs @ w1 + b1) @ w2 + b2), computed in place (called once per env step)
+        h = np.dot(obs, self.w1)
+        np.tanh(np.add(h, self.b1, out=h), out=h)
+        y = np.dot(h, self.w2)
+        return np.tanh(np.add(y, self.b2, out=y), out=y)
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,12 @@ class BehaviourPolicy:
         # a copy: some scripted experts write into their argument (SawyerDoorOpenV3Policy shifts
         # obs[4], the door's x, by -0.05 in place), which would corrupt the logged observation and
         # the distractor's input; the expert's output is the same either way
-        e = np.asarray(self.expert.get_action(obs.copy()), dtype=np.float64)
-        mu = (1.0 - w) * e + (w * self.distractor(obs) if w > 0 else 0.0)
-        return np.minimum(np.maximum(mu, -1.0), 1.0)  # = np.clip, several times faster on 4 numbers
+        mu = np.multiply(self.expert.get_action(obs.copy()), 1.0 - w, dtype=np.float64)
+        if w > 0:
+            d = self.distractor(obs)
+            mu += np.multiply(d, w, out=d)
+        # = np.clip(mu, -1, 1), several times faster on 4 numbers; in place
+        return np.minimum(np.maximum(mu, -1.0, out=mu), 1.0, out=mu)
 
     def sample(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(action, mean): action ~ N(mean, sigma^2 I), both shape (4,)."""
