@@ -130,3 +130,19 @@ def test_truncated_or_corrupted_file_gives_clear_error(small_dataset, tmp_path):
         f["rewards"] = a[:-5]
     with pytest.raises(DatasetError, match="'rewards' has shape"):
         load_dataset(short)
+
+
+def test_dataset_policies_carry_the_calibration_verdict():
+    from benchmarks.metaworld.collect import dataset_policies
+
+    cal = [{"task": "door-open", "target": 0.2, "w": 0.61, "distractor_seed": 1, "measured_success": 0.4,
+            "measured_episodes": 50, "reached": True, "within_tolerance": False, "warnings": ["fresh 0.40"]},
+           {"task": "door-open", "target": 0.5, "w": 0.56, "distractor_seed": 0, "measured_success": 0.5,
+            "measured_episodes": 50}]  # an older calibration file without the verdict fields
+    het = dataset_policies("heterogeneous", cal, 0.3)
+    assert [(s.w, s.distractor_seed, s.policy_id) for s, _, _ in het] == [(0.61, 1, 0), (0.56, 0, 1)]
+    lo, hi = het[0][2], het[1][2]
+    assert lo["calibration_within_tolerance"] is False and lo["calibration_warnings"] == ["fresh 0.40"]
+    assert hi["calibration_reached"] is True and hi["calibration_warnings"] == []
+    (homo,) = dataset_policies("homogeneous", cal, 0.3)
+    assert homo[0].w == 0.56 and homo[1] == 1.0

@@ -165,7 +165,10 @@ def dataset_policies(kind: str, calibration: list[dict], sigma: float) -> list[t
         spec = BehaviourSpec(rec["task"], float(rec["w"]), float(sigma), int(rec["distractor_seed"]), policy_id=pid)
         out.append((spec, frac, {"policy_id": pid, **asdict(spec), "target_success": rec["target"],
                                  "calibrated_success": rec["measured_success"],
-                                 "calibration_episodes": rec["measured_episodes"]}))
+                                 "calibration_episodes": rec["measured_episodes"],
+                                 "calibration_reached": rec.get("reached", True),
+                                 "calibration_within_tolerance": rec.get("within_tolerance", True),
+                                 "calibration_warnings": rec.get("warnings", [])}))
     return out
 
 

@@ -425,9 +425,9 @@ def calibrate(task: str, targets: Sequence[float], sigma: float = 0.3,
         rate = k / final_episodes
         warnings = [res.warning] if res.warning else []
         if abs(rate - target) > tol:
-            sd = np.sqrt(max(rate * (1 - rate), 1e-9) / final_episodes)
+            sd = np.sqrt(target * (1 - target) / final_episodes)
             warnings.append(f"fresh measurement {k}/{final_episodes} = {rate:.2f} is more than {tol:.2f} from the "
-                            f"target {target:.2f} (binomial SD of this measurement ~{sd:.2f}; pool rate "
+                            f"target {target:.2f} (binomial SD of such a measurement at the target ~{sd:.2f}; pool rate "
                             f"{res.rate:.2f})")
         dt = time.monotonic() - t0
         grid_pts = ", ".join(f"w={p[0]:g}:{p[1]}/{p[2]}" for p in res.points)
