@@ -58,3 +58,25 @@ def test_bad_method_and_changed_config_are_refused(tiny_files, tmp_path):
     train(_cfg(tiny_files, "cpl", tmp_path / "y", steps=4), stop_after=2, log=lambda *_: None)
     with pytest.raises(ValueError, match="different config"):
         train(_cfg(tiny_files, "cpl", tmp_path / "y", steps=4, lr=0.5), log=lambda *_: None)
+
+
+def test_numpy_actor_matches_the_torch_mean_action():
+    import numpy as np
+    import torch
+
+    from methods.ppl.policy import GaussianPolicy
+
+    torch.manual_seed(0)
+    pol = GaussianPolicy(39, 4, [32, 32], dropout=0.25)
+    pol.set_obs_stats(torch.randn(200, 39) * 3 + 1)
+    act = pol.numpy_actor()
+    pol.eval()  # dropout off for the torch reference
+    obs = np.random.default_rng(0).normal(size=(50, 39)) * 3
+    for o in obs:
+        a = act(o)
+        assert a.dtype == np.float32 and a.shape == (4,)
+        np.testing.assert_allclose(a, pol.act(o), atol=1e-5)
+    # a snapshot: later weight updates do not leak into an actor made before them
+    with torch.no_grad():
+        pol.net[0].bias.add_(1.0)
+    assert np.abs(act(obs[0]) - pol.act(obs[0])).max() > 1e-4

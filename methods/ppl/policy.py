@@ -65,6 +65,33 @@ class GaussianPolicy(nn.Module):
         mu, std = self.mean(obs), self.std()
         return gaussian_log_prob(act, mu, std), gaussian_kl(mu_b, std_b, mu, std)
 
+    def numpy_actor(self):
+        """The deterministic (mean) action as a NumPy function ``obs (obs_dim,) -> (act_dim,) float32``.
+
+        A snapshot of the current weights, for rollouts: one torch call per env step costs ~70 us
+        (~15% of a MetaWorld step), this ~10 us. Same math as :meth:`mean` in float32 (dropout is
+        the identity at evaluation); equal to :meth:`act` up to float rounding.
+        """
+        import numpy as np
+
+        layers: list = []
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                layers.append((m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()))
+            elif isinstance(m, nn.ReLU):
+                layers.append(None)
+            elif not isinstance(m, nn.Dropout):
+                raise TypeError(f"numpy_actor: unsupported layer {m}")
+        mean, std = self.obs_mean.numpy().copy(), self.obs_std.numpy().copy()
+
+        def act(obs) -> np.ndarray:
+            x = (np.asarray(obs, dtype=np.float32) - mean) / std
+            for layer in layers:
+                x = np.maximum(x, 0.0) if layer is None else x @ layer[0] + layer[1]
+            return np.tanh(x)
+
+        return act
+
     @torch.no_grad()
     def act(self, obs) -> "np.ndarray":  # noqa: F821
         """Deterministic (mean) action for one numpy observation."""

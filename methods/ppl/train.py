@@ -118,21 +118,19 @@ def evaluate_policy(policy: GaussianPolicy, task: str, episodes: int = 25, horiz
     from benchmarks.metaworld.envs import make_env, reset_episode
 
     env = _eval_env(task)
-    was_training = policy.training
-    policy.eval()
+    act = policy.numpy_actor()  # = policy.act up to float rounding, ~7x cheaper per step
     out = []
     for i in range(episodes):
         obs, _ = reset_episode(env, seed_base + i)
         success, t = False, 0
         for t in range(1, horizon + 1):
-            obs, _, term, trunc, info = env.step(policy.act(obs))
+            obs, _, term, trunc, info = env.step(act(obs))
             if info.get("success", 0.0) > 0:
                 success = True
                 break
             if term or trunc:
                 break
         out.append({"episode_seed": seed_base + i, "success": success, "length": t})
-    policy.train(was_training)
     return out
 
 
