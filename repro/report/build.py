@@ -525,11 +525,13 @@ class Builder:
         if not prov:
             lines.append("No result tables found: nothing has run.\n")
         else:
-            cfg_line = ", ".join(f"`{h}`" for h in prov["config_hashes"]) or "–"
+            hashes = prov["config_hashes"]
+            cfg_line = (", ".join(f"`{h}`" for h in hashes) if len(hashes) <= 8
+                        else f"{len(hashes)} distinct (column `config_hash` of the tables)") or "–"
             files = [Path(f) for f in self.cfg.config_file.split(",") if f.strip()]
             if files:
-                named = ", ".join(f"`{f}` (sha256 {hashlib.sha256(f.read_bytes()).hexdigest()[:12]})" if f.exists()
-                                  else f"`{f}` (missing)" for f in files)
+                named = ", ".join(f"`{_shown_path(f)}` (sha256 {hashlib.sha256(f.read_bytes()).hexdigest()[:12]})"
+                                  if f.exists() else f"`{f}` (missing)" for f in files)
                 cfg_line = f"{named}; run config hashes: {cfg_line}"
             rows = [["commit", ", ".join(f"`{c}`" for c in prov["commits"]) or "–"],
                     ["dirty working tree", "yes" if prov["dirty"] else "no"],
@@ -630,6 +632,14 @@ def render_html(md: str, title: str) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     atomic_write_text(path, text)
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (no machine-specific prefix)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def update_latest(out: Path) -> Path:
