@@ -146,3 +146,29 @@ def test_dataset_policies_carry_the_calibration_verdict():
     assert hi["calibration_reached"] is True and hi["calibration_warnings"] == []
     (homo,) = dataset_policies("homogeneous", cal, 0.3)
     assert homo[0].w == 0.56 and homo[1] == 1.0
+
+
+@pytest.mark.parametrize("counts", [[20, 20], [40], [1, 3], [7, 5, 2]])
+def test_interleave_keeps_counts_and_spreads_policies(counts):
+    from benchmarks.metaworld.collect import interleave
+
+    order = interleave(counts)
+    assert [order.count(k) for k in range(len(counts))] == counts
+    for k, n in enumerate(counts):  # every prefix holds each policy's share, within one episode
+        for i in range(1, len(order) + 1):
+            assert abs(order[:i].count(k) - i * n / len(order)) <= 1.0
+
+
+def test_collected_policies_are_interleaved_over_distinct_layouts():
+    from benchmarks.metaworld.collect import collect
+    from benchmarks.metaworld.envs import episode_layout
+
+    cal = [{"task": "button-press", "target": 0.2, "w": 0.45, "distractor_seed": 1, "measured_success": 0.2,
+            "measured_episodes": 50},
+           {"task": "button-press", "target": 0.5, "w": 0.3, "distractor_seed": 0, "measured_success": 0.5,
+            "measured_episodes": 50}]
+    data, meta = collect("button-press", "heterogeneous", cal, episodes=4, seed=2, workers=1, log=lambda *_: None)
+    ep = data["episodes"]
+    assert ep["policy_id"].tolist() == [0, 1, 0, 1]
+    assert [episode_layout(s) for s in ep["seed"]] == [0, 1, 2, 3]  # layout-stratified seeds
+    assert [p["episodes"] for p in meta["policies"]] == [2, 2]

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benchmarks.metaworld.envs import check_task
+from benchmarks.metaworld.envs import check_task, stratified_seeds
 from benchmarks.metaworld.policies import BehaviourSpec, make_pool, run_episodes
 from repro.io import atomic_path
 
@@ -172,19 +172,32 @@ def dataset_policies(kind: str, calibration: list[dict], sigma: float) -> list[t
     return out
 
 
+def interleave(counts: Sequence[int]) -> list[int]:
+    """Policy index of each episode, the policies spread evenly over the sequence.
+
+    Policy ``k``'s ``j``-th episode sits at fractional position (j + 1/2) / counts[k]; merging
+    these gives e.g. 0, 1, 0, 1, ... for two equal counts.
+    """
+    slots = [((j + 0.5) / n, k) for k, n in enumerate(counts) for j in range(n)]
+    return [k for _, k in sorted(slots)]
+
+
 def collect(task: str, kind: str, calibration: list[dict], episodes: int, seed: int = 0, sigma: float = 0.3,
             workers: int = 2, log=print) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Collect one dataset; returns (arrays, metadata). Episode seeds: 10**4 * seed + i."""
+    """Collect one dataset; returns (arrays, metadata).
+
+    Episode seeds are layout-stratified from ``10**4 * seed`` (:func:`envs.stratified_seeds`: the
+    i-th episode gets layout i mod 50) and the policies are interleaved over them
+    (:func:`interleave`), so each policy sees distinct layouts spread over all of them: success
+    depends strongly on the layout, and sampling layouts with replacement made a 20-episode
+    policy's dataset success rate far from its calibrated one.
+    """
     check_task(task)
     policies = dataset_policies(kind, calibration, sigma)
-    jobs, seeds = [], []
     counts = [int(round(frac * episodes)) for _, frac, _ in policies]
     counts[-1] = episodes - sum(counts[:-1])
-    for (spec, _, _), n in zip(policies, counts):
-        for _ in range(n):
-            s = 10**4 * int(seed) + len(seeds)
-            jobs.append((spec, s))
-            seeds.append(s)
+    seeds = stratified_seeds(10**4 * int(seed), episodes)
+    jobs = [(policies[k][0], s) for k, s in zip(interleave(counts), seeds)]
     t0 = time.monotonic()
     eps = run_episodes(jobs, workers=workers, record=True)
     dt = time.monotonic() - t0
@@ -209,7 +222,7 @@ class CollectConfig:
     kind: str = "homogeneous"  # homogeneous (one ~50% policy) | heterogeneous (~20% + ~50% policies)
     calibration: str = ""  # calibration.json written by benchmarks.metaworld.calibrate
     episodes: int = 40  # episodes in the dataset
-    seed: int = 0  # dataset seed (episode seeds 10**4*seed + i)
+    seed: int = 0  # dataset seed (layout-stratified episode seeds from 10**4*seed)
     sigma: float = 0.3  # behaviour action std (must match the calibration)
     workers: int = 2  # rollout worker processes
     out: str = "dataset.hdf5"  # output HDF5 file
