@@ -47,7 +47,8 @@ def load_table(path: str | Path) -> pd.DataFrame:
     except results.ResultError as e:
         raise TableError(str(e)) from None
     if side:  # the versions column holds keys into <table>.versions.json: expand them to JSON
-        df["versions"] = [json.dumps(side[k], sort_keys=True) if k in side else k for k in df["versions"]]
+        as_json = {k: json.dumps(v, sort_keys=True) for k, v in side.items()}  # once per key, not per row
+        df["versions"] = [as_json.get(k, k) for k in df["versions"]]
     out = df.copy()
     for col, conv in (("seed", int), ("step", int), ("value", float)):
         vals = []
