@@ -195,3 +195,20 @@ def test_group_equivalence_agrees_with_harness_pairwise():
             if a.strip() and b.strip():
                 assert geq(a, b) == answers_equivalent(a, b), (a, b)
     assert geq("\\sqrt{2}", "2^{1/2}") and geq("x^2+2x+1", "(x+1)^2") and not geq("2", "-2")
+
+
+def test_group_equivalence_integer_fast_path_matches_math_verify():
+    """Integer answers take the numeric fast path; the clusters equal math-verify's on the same answers."""
+    from math_verify import parse, verify
+
+    from methods.empo.semantic_entropy import GroupEquivalence, cluster_answers
+
+    answers = ["12", "012", "+12", "-3", "-03", "7", "12", "0", "-0", "5"]
+    eq = GroupEquivalence()
+
+    def slow(a, b):
+        pa, pb = parse("\\boxed{" + a + "}"), parse("\\boxed{" + b + "}")
+        return a.strip() == b.strip() or (bool(verify(pa, pb)) and bool(verify(pb, pa)))
+
+    assert cluster_answers(answers, eq) == cluster_answers(answers, slow)
+    assert not eq.parsed  # nothing was parsed: every pair took the fast path

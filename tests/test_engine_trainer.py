@@ -169,18 +169,16 @@ def test_selection_over_whole_minibatch_is_microbatch_invariant(tmp_path, loss, 
         sels.append(four.last_selection)
     sel_micro = torch.cat(sels, 0)
 
-    # the reference selection over the whole batch, computed directly
+    # the reference selection over the whole batch, computed directly from the rollout policy's log-probs
     g = torch.Generator().manual_seed(3 * 1_000_003 + 0)
-    with torch.no_grad():
-        logp, _ = PolicyLossGRPOTrainer._micro_logps(one, one.model, batch)
-    direct = select_over_batch(loss, logp, batch["old_per_token_logps"], batch["advantages"],
-                               batch["completion_mask"], one.loss_kwargs, g)
+    logp = batch["old_per_token_logps"]
+    direct = select_over_batch(loss, logp, logp, batch["advantages"], batch["completion_mask"], one.loss_kwargs, g)
     if loss != "grpo":
         assert direct.sum() >= 2
         assert torch.equal(sel_full, direct)
         assert torch.equal(sel_micro, direct)
         # a per-micro-batch selection would differ (sanity check that the test can fail)
-        per_micro = torch.cat([select_over_batch(loss, logp[i * 4:(i + 1) * 4], mb["old_per_token_logps"],
+        per_micro = torch.cat([select_over_batch(loss, logp[i * 4:(i + 1) * 4], logp[i * 4:(i + 1) * 4],
                                                  mb["advantages"], mb["completion_mask"], one.loss_kwargs,
                                                  torch.Generator().manual_seed(3 * 1_000_003))
                                for i, mb in enumerate(micro)])
@@ -203,3 +201,47 @@ def test_adapter_rejects_bad_config(tmp_path):
     with pytest.raises(ValueError, match="sequence"):
         _trainer(PolicyLossGRPOTrainer, model, tok, _config(tmp_path, importance_sampling_level="sequence"),
                  policy_loss="kl_cov")
+
+
+def test_rollouts_through_fastgen_equal_trls_generate(tmp_path):
+    """The adapter's rollouts (benchmarks.math.fastgen) are the samples TRL's own ``model.generate`` path draws
+    from the same RNG state: same completion ids, cut after the first EOS."""
+    tok = tiny_tokenizer()
+    model = tiny_model(tok, seed=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.4)  # peaky distributions: some rows stop early, lengths vary
+    args = _config(tmp_path, max_completion_length=12, temperature=0.9, top_p=0.95)
+    tr = _trainer(PolicyLossGRPOTrainer, model, tok, args)
+    prompts = [tok(f"Problem: {i}+{i * 7}\nSolution:", add_special_tokens=False)["input_ids"] for i in range(12)]
+    assert tr._fast_rollouts_ok(None, {})
+    torch.manual_seed(5)
+    fast, _ = tr._generate_single_turn(prompts, None, {}, 4)
+    torch.manual_seed(5)
+    ref, _ = GRPOTrainer._generate_single_turn(tr, prompts, None, {}, 4)
+    assert fast == ref
+    assert len({len(c) for c in ref}) > 1  # ragged: early EOS happened
+    tr.generation_config.repetition_penalty = 1.1  # not reproduced by the fast loop -> TRL's path
+    assert not tr._fast_rollouts_ok(None, {})
+
+
+def test_window_selection_needs_no_extra_forward_when_rollout_logps_exist(tmp_path):
+    """GA = 4 with the rollout's log-probs present: exactly one forward per micro-batch (no extra no-grad passes);
+    without them (a fully on-policy rollout) the window's other micro-batches are forwarded once more."""
+    tok = tiny_tokenizer()
+    model = tiny_model(tok)
+    tr = _trainer(PolicyLossGRPOTrainer, model, tok,
+                  _config(tmp_path, gradient_accumulation_steps=4, steps_per_generation=4),
+                  policy_loss="clip_cov", loss_kwargs={"clip_ratio": 0.05, "cov_lb": 0.0, "cov_ub": 50.0})
+    batch = _fixed_batch(tr, B=16, seed=1)
+    calls = []
+    real = tr._micro_logps
+    tr._micro_logps = lambda m, inputs: calls.append(1) or real(m, inputs)
+    for with_old in (True, False):
+        micro = _split(batch if with_old else {k: v for k, v in batch.items() if k != "old_per_token_logps"}, 4)
+        tr._buffered_inputs, tr._window_index, calls[:] = micro, -1, []
+        for i, mb in enumerate(micro):
+            tr._step = i
+            tr.compute_loss(tr.model, mb).backward()
+        assert len(calls) == (4 if with_old else 4 + 3)

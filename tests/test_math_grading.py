@@ -231,3 +231,18 @@ def test_deeply_nested_balanced_boxes_are_linear():
     assert extract_boxed(text) == "42"
     assert extract_boxed(r"\boxed{ \boxed{1} + \boxed{2} }") == r"\boxed{1} + \boxed{2}"
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_integer_fast_path_agrees_with_math_verify():
+    """Integer literals short-circuit to numeric equality: the same verdict as math-verify itself."""
+    import random
+
+    from benchmarks.math import grading
+
+    rng = random.Random(0)
+    pairs = [("12", "012"), ("-5", "-05"), ("+7", "7"), ("0", "-0"), ("10", "1"), ("-3", "3"), ("123456789", "123456789")]
+    pairs += [(str(rng.randint(-999, 999)), str(rng.randint(-999, 999))) for _ in range(40)]
+    for a, b in pairs:
+        fast = grading._equivalent_inline(a, b, 5.0)
+        slow = bool(grading._verify_answers(grading._clean(a), grading._clean(b)))
+        assert fast == slow, (a, b)

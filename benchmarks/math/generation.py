@@ -96,6 +96,57 @@ def _cut_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
     return text[: min(cuts)], True
 
 
+def _generate_transformers(model, tokenizer, input_ids, attention_mask, sampling: Sampling, n_return: int,
+                           eos_ids: list[int], pad_id: int, return_entropy: bool):
+    """``model.generate``: generated ids (B * n_return, T) on CPU and per-step entropies (or None)."""
+    from transformers import LogitsProcessorList
+
+    recorder = _EntropyRecorder(sampling.temperature) if return_entropy else None
+    kwargs: dict[str, Any] = dict(
+        max_new_tokens=sampling.max_new_tokens,
+        num_return_sequences=n_return,
+        pad_token_id=pad_id,
+        eos_token_id=eos_ids,
+        use_cache=True,
+        do_sample=not sampling.greedy,
+        repetition_penalty=1.0,
+        return_dict_in_generate=True,
+    )
+    if not sampling.greedy:
+        # Explicit values so a checkpoint's generation_config (Qwen's top_k=20, ...)
+        # cannot silently change the sampling protocol.
+        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    if sampling.stop:
+        kwargs.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
+    if recorder is not None:
+        kwargs["logits_processor"] = LogitsProcessorList([recorder])
+    result = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    gen = result.sequences[:, input_ids.shape[1] :].cpu()  # (B * n_return, T_gen)
+    ent = torch.stack(recorder.steps, dim=1) if recorder is not None and recorder.steps else None
+    return gen, ent
+
+
+def _generate_fast(model, tokenizer, input_ids, attention_mask, sampling: Sampling, n_return: int,
+                   eos_ids: list[int], pad_id: int, return_entropy: bool):
+    """The same as :func:`_generate_transformers` through :func:`benchmarks.math.fastgen.decode`."""
+    from benchmarks.math import fastgen
+
+    if n_return > 1:  # generate's num_return_sequences: each prompt row repeated n times, in place
+        input_ids = input_ids.repeat_interleave(n_return, dim=0)
+        attention_mask = attention_mask.repeat_interleave(n_return, dim=0)
+    stop_check = None
+    if sampling.stop:
+        stops = [s for s in sampling.stop if s]
+
+        def stop_check(row: int, ids: list[int]) -> bool:
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            return any(s in text for s in stops)
+
+    return fastgen.decode(model, input_ids, attention_mask, max_new_tokens=sampling.max_new_tokens,
+                          temperature=sampling.temperature, top_p=sampling.top_p, eos_ids=eos_ids, pad_id=pad_id,
+                          stop_check=stop_check, entropy_temperature=sampling.temperature if return_entropy else None)
+
+
 @torch.no_grad()
 def generate_hf(
     model,
@@ -105,14 +156,16 @@ def generate_hf(
     batch_size: int = 8,
     return_entropy: bool = False,
     progress: bool = False,
+    use_fast: bool = True,
 ) -> list[list[Completion]]:
-    """``model.generate`` in batches of ``batch_size`` prompts (each expanded to ``n`` samples).
+    """Batched generation of ``batch_size`` prompts at a time (each expanded to ``n`` samples).
 
     Prompts are tokenized without adding special tokens (chat templates already contain them)
     and left-padded. Greedy decoding generates once per prompt and repeats it ``n`` times.
+    Models that :func:`benchmarks.math.fastgen.supports` run through its compact decode loop
+    (the same tokens as ``model.generate``, bit for bit, for the same seed; ``use_fast=False`` or
+    ``REPRO_FASTGEN=0`` forces ``model.generate``).
     """
-    from transformers import LogitsProcessorList
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     eos_id = tokenizer.eos_token_id
@@ -131,6 +184,9 @@ def generate_hf(
         from repro.progress import progress as _progress
 
         starts = _progress(starts, desc="generate", total=len(starts))
+    from benchmarks.math import fastgen
+
+    fast = use_fast and fastgen.supports(model)
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
@@ -139,29 +195,13 @@ def generate_hf(
             enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
             input_ids = enc["input_ids"].to(device)
             attention_mask = enc["attention_mask"].to(device)
-            recorder = _EntropyRecorder(sampling.temperature) if return_entropy else None
-            kwargs: dict[str, Any] = dict(
-                max_new_tokens=sampling.max_new_tokens,
-                num_return_sequences=n_return,
-                pad_token_id=pad_id,
-                eos_token_id=sorted(eos_ids),
-                use_cache=True,
-                do_sample=not sampling.greedy,
-                repetition_penalty=1.0,
-                return_dict_in_generate=True,
-            )
-            if not sampling.greedy:
-                # Explicit values so a checkpoint's generation_config (Qwen's top_k=20, ...)
-                # cannot silently change the sampling protocol.
-                kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-            if sampling.stop:
-                kwargs.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
-            if recorder is not None:
-                kwargs["logits_processor"] = LogitsProcessorList([recorder])
             torch.manual_seed(sampling.seed + start)
-            result = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-            gen = result.sequences[:, input_ids.shape[1] :].cpu()  # (B * n_return, T_gen)
-            ent = torch.stack(recorder.steps, dim=1) if recorder is not None and recorder.steps else None
+            if fast:
+                gen, ent = _generate_fast(model, tokenizer, input_ids, attention_mask, sampling, n_return,
+                                          sorted(eos_ids), pad_id, return_entropy)
+            else:
+                gen, ent = _generate_transformers(model, tokenizer, input_ids, attention_mask, sampling, n_return,
+                                                  sorted(eos_ids), pad_id, return_entropy)
             for row in range(gen.shape[0]):
                 toks = gen[row].tolist()
                 length = len(toks)

@@ -25,6 +25,7 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import re
 import signal
 import threading
 import time
@@ -187,12 +188,28 @@ def _clean(answer: str | None) -> str | None:
     return answer
 
 
+_INTEGER = re.compile(r"[+-]?\d{1,30}")
+
+
+def integer_literals_equal(a: str, b: str) -> bool | None:
+    """For two integer literals (``-12``, ``+7``, ``007``): whether they are equal -- math-verify's own verdict
+    on them (tested against it) at ~1 us instead of ~2 ms, which matters for maj@k and EMPO's clustering on
+    the arithmetic task, where every answer is an integer. None when either is not an integer literal."""
+    a, b = a.strip(), b.strip()
+    if _INTEGER.fullmatch(a) and _INTEGER.fullmatch(b):
+        return int(a) == int(b)
+    return None
+
+
 def _equivalent_inline(a: str | None, b: str | None, timeout_s: float) -> bool:
     a, b = _clean(a), _clean(b)
     if a is None or b is None:
         return False
     if a == b:
         return True
+    fast = integer_literals_equal(a, b)
+    if fast is not None:
+        return fast
     return bool(_run_with_timer(lambda: _verify_answers(a, b), timeout_s))
 
 

@@ -1,62 +1,136 @@
-"""hf-backend generation throughput (tokens/s) on a small locally built Qwen2 model (no download).
+"""Rollout throughput: the compact decode loop (benchmarks.math.fastgen) vs transformers' ``generate``.
 
-    python -m benchmarks.perf.generation_bench --hidden-size 128 --layers 4 --batch-sizes 1,8,32
+    python -m benchmarks.perf.generation_bench                      # the trained nano model if present
+    python -m benchmarks.perf.generation_bench --model none          # a random nano-sized model
 
-Prompts are ``plain``-template problems; the random model stops at EOS now and then, so the
-generated token count is reported (finished rows of a batch still cost compute: tokens/s is a
-lower bound for large batches).
+Both sides decode the same prompts with the same seed, side by side in one run, on one thread, and must return
+the same tokens (checked: greedy and sampled). Tokens/s counts the generated tokens of every row up to and
+including its EOS -- what an RL rollout or an evaluation gets; ``generate`` keeps computing rows that have
+finished until the longest one is done, the compact loop drops them. Prints, for a script to read::
+
+    rollout speedup vs hf generate (batch 32): N.NNx
+
+and the same for batch 1 and 128.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 
 @dataclass
 class GenBenchArgs:
-    """Tokens/s of benchmarks.math.generation.generate (hf backend) by batch size."""
+    """Tokens/s of fastgen.decode vs model.generate by batch size (same prompts, seed, outputs)."""
 
-    hidden_size: int = 128  # model width
-    layers: int = 4  # transformer layers
-    prompts: int = 32  # prompts per measurement
-    max_new_tokens: int = 64  # tokens generated per completion
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])  # batch sizes to time
-    temperature: float = 1.0  # 0 = greedy
+    model: str = "work/tiny/nano/model"  # model directory; "none" (or missing) = a random nano-sized model
+    data: str = "work/tiny/data/arith/arith_test.jsonl"  # prompts (plain template); synthetic ones if missing
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 128])  # batch sizes to time
+    prompts: int = 128  # prompts per measurement (batch 1: the first 16)
+    max_new_tokens: int = 64  # generation budget per completion
+    temperature: float = 1.0  # rollout temperature (0 = greedy)
+    repeats: int = 3  # timed passes per side (the median is reported)
     threads: int = 1  # torch CPU threads
-    device: str = "auto"  # auto | cpu | cuda
-    seed: int = 0  # model init + sampling seed
+    seed: int = 0  # sampling seed
+    out: str | None = None  # optional JSON file for the measurements
+
+
+def _model_and_prompts(args: GenBenchArgs):
+    from benchmarks.math.prompts import build_prompt
+
+    if args.model != "none" and Path(args.model, "config.json").exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok, model, name = AutoTokenizer.from_pretrained(args.model), AutoModelForCausalLM.from_pretrained(args.model), args.model
+    else:
+        from benchmarks.arith.model import NanoModelSpec, build_model
+        from benchmarks.arith.tokenizer import build_tokenizer
+
+        tok = build_tokenizer()
+        model, name = build_model(NanoModelSpec(), tok, seed=args.seed), "random nano-sized model"
+    model.eval()
+    if Path(args.data).exists():
+        problems = [json.loads(line)["problem"] for line in Path(args.data).read_text().splitlines()[:args.prompts]]
+    else:
+        problems = [f"Compute {i % 9} + {3 * i % 7} × {i % 5} - {i % 4}." for i in range(args.prompts)]
+    return model, tok, [build_prompt(p, "plain") for p in problems], name
+
+
+def _time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2], out
+
+
+def _generated(ids: torch.Tensor, eos: int) -> int:
+    """Generated tokens of every row up to and including its first EOS."""
+    n = 0
+    for row in ids.tolist():
+        n += row.index(eos) + 1 if eos in row else len(row)
+    return n
 
 
 def main(argv=None) -> list[dict]:
-    from benchmarks.math.generation import Sampling, generate
-    from benchmarks.math.prompts import build_prompt
-    from benchmarks.math.tiny import build_char_tokenizer, build_tiny_model
+    from benchmarks.math import fastgen
     from repro.cli import parse_dataclass
 
     args = parse_dataclass(GenBenchArgs, argv)
     torch.set_num_threads(args.threads)
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    tok = build_char_tokenizer()
-    model = build_tiny_model(tok, hidden_size=args.hidden_size, layers=args.layers, seed=args.seed).to(dev)
-    n_params = sum(p.numel() for p in model.parameters())
-    problems = [f"Compute {i} + {2 * i} - {i % 7} and give the result." for i in range(args.prompts)]
-    prompts = [build_prompt(p, "plain") for p in problems]
-    sampling = Sampling(n=1, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed)
-    out = []
-    print(f"model: {n_params / 1e6:.2f}M params, device {dev}, threads {args.threads}")
+    model, tok, prompts, name = _model_and_prompts(args)
+    tok.padding_side = "left"
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    print(f"model: {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params), threads {args.threads}, "
+          f"T = {args.temperature}, max_new_tokens {args.max_new_tokens}")
+    kw = dict(do_sample=True, temperature=args.temperature, top_p=1.0, top_k=0) if args.temperature > 0 \
+        else dict(do_sample=False)
+    results = []
     for bs in args.batch_sizes:
-        generate(model, tok, prompts[:bs], sampling, batch_size=bs)  # warm-up
-        t0 = time.perf_counter()
-        comps = generate(model, tok, prompts, sampling, batch_size=bs)
-        dt = time.perf_counter() - t0
-        n_tok = sum(c.num_tokens for row in comps for c in row)
-        early = sum(c.num_tokens < args.max_new_tokens for row in comps for c in row)
-        out.append({"batch_size": bs, "tokens": n_tok, "seconds": dt, "tokens_per_s": n_tok / dt, "early_eos": early})
-        print(f"batch {bs:3d}: {n_tok} tokens in {dt:6.2f} s = {n_tok / dt:8.1f} tokens/s (early EOS: {early})")
-    return out
+        batch = prompts[:16] if bs == 1 else prompts
+        chunks = [batch[i:i + bs] for i in range(0, len(batch), bs)]
+        encs = [tok(c, return_tensors="pt", padding=True, add_special_tokens=False) for c in chunks]
+
+        def hf():
+            outs = []
+            for i, e in enumerate(encs):
+                torch.manual_seed(args.seed + i)
+                with torch.no_grad():
+                    out = model.generate(**e, max_new_tokens=args.max_new_tokens, pad_token_id=pad, eos_token_id=eos, **kw)
+                outs.append(out[:, e["input_ids"].shape[1]:])
+            return outs
+
+        def fast():
+            outs = []
+            for i, e in enumerate(encs):
+                torch.manual_seed(args.seed + i)
+                ids, _ = fastgen.decode(model, e["input_ids"], e["attention_mask"], max_new_tokens=args.max_new_tokens,
+                                        temperature=args.temperature, top_p=1.0, eos_ids=[eos], pad_id=pad)
+                outs.append(ids)
+            return outs
+
+        hf()  # warm-up
+        fast()
+        t_hf, ref = _time(hf, args.repeats)
+        t_fast, got = _time(fast, args.repeats)
+        same = all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(ref, got))
+        n_tok = sum(_generated(o, eos) for o in ref)
+        row = {"batch_size": bs, "tokens": n_tok, "hf_s": t_hf, "fast_s": t_fast, "hf_tokens_per_s": n_tok / t_hf,
+               "fast_tokens_per_s": n_tok / t_fast, "speedup": t_hf / t_fast, "identical": same}
+        results.append(row)
+        print(f"batch {bs:3d}: {n_tok} tokens; hf generate {n_tok / t_hf:8.0f} tokens/s, fastgen "
+              f"{n_tok / t_fast:8.0f} tokens/s; identical outputs: {same}")
+        print(f"rollout speedup vs hf generate (batch {bs}): {t_hf / t_fast:.2f}x")
+        if not same:
+            raise SystemExit(f"batch {bs}: fastgen and generate disagree -- the speedup does not count")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -84,6 +84,11 @@ class GroupEquivalence:
     def __call__(self, a: str, b: str) -> bool:
         if a.strip() == b.strip():
             return True
+        from benchmarks.math.grading import integer_literals_equal
+
+        fast = integer_literals_equal(a, b)
+        if fast is not None:
+            return fast
         from math_verify import verify
 
         pa, pb = self._parse(a), self._parse(b)

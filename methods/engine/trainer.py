@@ -7,10 +7,12 @@ sampling temperature, the optimiser and accelerate/DeepSpeed. ``_compute_loss`` 
 
 1. per-token log-probs and entropies of the micro-batch from TRL's own ``_get_per_token_logps_and_entropies``;
 2. for Clip-Cov / KL-Cov, the token selection computed once per *optimisation mini-batch*: at the first
-   micro-batch of a gradient-accumulation window, the current policy's log-probs of every micro-batch of the
-   window are computed without grad, gathered across ranks (padded), the selection is drawn over that whole
-   mini-batch with a generator seeded by ``(selection_seed, window index)`` (identical on all ranks) and each
-   micro-batch later takes its slice. With one micro-batch per window and one rank no extra forward is done;
+   micro-batch of a gradient-accumulation window, the log-probs of every micro-batch of the window -- the rollout
+   policy's (``old_per_token_logps``, already computed by TRL when a rollout feeds several mini-batches: no extra
+   forward), else the current policy's -- are gathered across ranks (padded), the selection is drawn over that
+   whole mini-batch with a generator seeded by ``(selection_seed, window index)`` (identical on all ranks) and
+   each micro-batch later takes its slice. The paper selects over the batch it means; verl selects per GPU
+   micro-batch from the current log-probs;
 3. the pure loss from ``methods.entropy_mechanism.losses`` on the micro-batch, rescaled from its micro-batch
    token mean to ``sum / N_window`` (N_window = valid tokens of the whole mini-batch over all ranks, times the
    number of ranks because DDP averages gradients), so accumulated gradients are the exact token mean over
@@ -105,6 +107,51 @@ class PolicyLossGRPOTrainer(GRPOTrainer):
         self.last_selection: torch.Tensor | None = None  # the current micro-batch's selection (tests, debugging)
 
     # ------------------------------------------------------------------------------------------------------------
+    def _fast_rollouts_ok(self, images, multimodal_fields) -> bool:
+        """Whether this rollout can use the compact decode loop (benchmarks.math.fastgen): plain HF generation
+        of a supported text model on one process, with only temperature / top-p warping."""
+        from benchmarks.math import fastgen
+
+        if self.use_vllm or getattr(self, "use_transformers_continuous_batching", False) or images or multimodal_fields:
+            return False
+        if self.accelerator.num_processes != 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return False
+        g = self.generation_config
+        if (g.top_k not in (None, 0) or g.min_p not in (None, 0.0) or (g.repetition_penalty or 1.0) != 1.0
+                or not g.do_sample or getattr(g, "suppress_tokens", None) or self.pad_to_multiple_of):
+            return False
+        return fastgen.supports(self.accelerator.unwrap_model(self.model_wrapped))
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        """TRL's rollouts, through benchmarks.math.fastgen where it applies (the same samples as TRL's
+        ``model.generate`` for the same RNG state, bit for bit; see tests/test_math_fastgen.py), else TRL's own."""
+        if not self._fast_rollouts_ok(images, multimodal_fields):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        from trl.trainer.utils import pad
+
+        from benchmarks.math import fastgen
+
+        g = self.generation_config
+        tensors = [torch.tensor(ids) for ids in prompt_ids]
+        ids = pad(tensors, padding_value=self._tokenizer.pad_token_id, padding_side="left")
+        mask = pad([torch.ones_like(t) for t in tensors], padding_value=0, padding_side="left")
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        was_training = model.training
+        model.eval()
+        try:
+            gen, _ = fastgen.decode(model, ids, mask, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
+                                    top_p=g.top_p if g.top_p is not None else 1.0, eos_ids=self.eos_token_ids,
+                                    pad_id=self._tokenizer.pad_token_id)
+        finally:
+            model.train(was_training)
+        eos = torch.tensor(self.eos_token_ids)
+        completion_ids = []
+        for row in gen:  # up to and including the first EOS, as TRL masks them
+            hits = torch.isin(row, eos).nonzero()
+            completion_ids.append(row[: int(hits[0]) + 1 if len(hits) else len(row)].tolist())
+        return completion_ids, None
+
     def _micro_logps(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
         input_ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
         attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
@@ -141,8 +188,16 @@ class PolicyLossGRPOTrainer(GRPOTrainer):
                         own_logp: torch.Tensor) -> None:
         """Selection + token count over the whole optimisation mini-batch (all micro-batches, all ranks)."""
         logps, olds, advs, masks = [], [], [], []
+        # The rollout policy's log-probs, which TRL computes once per rollout whenever a rollout feeds several
+        # mini-batches, stand in for the current ones: no extra forward pass. Equal on the first mini-batch of a
+        # rollout, up to ppo_minibatches - 1 updates old on later ones (verl: the current log-probs, per
+        # micro-batch). Only a fully on-policy rollout (one mini-batch, no old log-probs) pays GA - 1 no-grad
+        # forwards for the current log-probs of the window's other micro-batches.
+        rollout_logps = all(mb.get("old_per_token_logps") is not None for mb in members)
         for j, mb in enumerate(members):
-            if j == own:
+            if rollout_logps:
+                lp = mb["old_per_token_logps"].detach()
+            elif j == own:
                 lp = own_logp.detach()
             else:
                 with torch.no_grad():

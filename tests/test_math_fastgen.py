@@ -1,0 +1,126 @@
+"""The compact decode loop (benchmarks.math.fastgen) against transformers' ``generate``.
+
+Greedy and seeded sampled outputs must be token-identical to ``generate`` (padding or not, early EOS with row
+compaction, top-p, stop strings, batch 1); independently seeded samples must match ``generate``'s per-position
+token frequencies; unsupported models and ``REPRO_FASTGEN=0`` fall back to ``generate``.
+"""
+import pytest
+import torch
+
+from benchmarks.math import fastgen
+from benchmarks.math.generation import Sampling, generate_hf
+from benchmarks.math.prompts import build_prompt
+from benchmarks.math.tiny import build_char_tokenizer, build_tiny_model
+
+PROBLEMS = [f"Compute {i} + {3 * i % 17} × {i % 9}." for i in range(40)] + ["1 + 1", "Find $x$ with $x^2 = 4$."]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    t = build_char_tokenizer()
+    t.padding_side = "left"
+    return t
+
+
+@pytest.fixture(scope="module", params=[(32, 2, 0.3), (64, 3, 0.5)], ids=["h32", "h64"])
+def model(request, tok):
+    torch.set_num_threads(1)
+    hidden, layers, init = request.param
+    return build_tiny_model(tok, hidden_size=hidden, layers=layers, seed=1, initializer_range=init)
+
+
+def _enc(tok, problems):
+    return tok([build_prompt(p, "plain") for p in problems], return_tensors="pt", padding=True,
+               add_special_tokens=False)
+
+
+def _eos(tok):
+    # the digits as extra EOS ids make rows finish at many different steps (exercises row compaction)
+    return [tok.eos_token_id] + tok.convert_tokens_to_ids(list("0123"))
+
+
+def _hf(model, tok, enc, eos, seed, **kw):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=24, pad_token_id=tok.pad_token_id, eos_token_id=eos, **kw)
+    return out[:, enc["input_ids"].shape[1]:]
+
+
+def _fast(model, tok, enc, eos, seed, temperature=0.0, top_p=1.0):
+    torch.manual_seed(seed)
+    ids, _ = fastgen.decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=24,
+                            temperature=temperature, top_p=top_p, eos_ids=eos, pad_id=tok.pad_token_id)
+    return ids
+
+
+@pytest.mark.parametrize("problems", [PROBLEMS, PROBLEMS[:1], PROBLEMS[:3], ["1 + 1"] * 12],
+                         ids=["padded-42", "one", "padded-3", "unpadded-12"])
+def test_greedy_is_token_identical_to_generate(model, tok, problems):
+    enc, eos = _enc(tok, problems), _eos(tok)
+    ref = _hf(model, tok, enc, eos, 0, do_sample=False)
+    got = _fast(model, tok, enc, eos, 0)
+    assert got.shape == ref.shape and torch.equal(got, ref)
+    finished = torch.isin(ref, torch.tensor(eos)).any(1)
+    if len(set(problems)) > 8:
+        assert 0 < int(finished.sum()) < len(problems)  # some rows finished early, some did not
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9), (1.3, 0.5)])
+def test_seeded_samples_are_token_identical_to_generate(model, tok, temperature, top_p):
+    """Same seed -> the same samples: the noise is drawn as torch.multinomial draws it, for the whole batch."""
+    enc, eos = _enc(tok, PROBLEMS), _eos(tok)
+    ref = _hf(model, tok, enc, eos, 11, do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    got = _fast(model, tok, enc, eos, 11, temperature, top_p)
+    assert got.shape == ref.shape and torch.equal(got, ref)
+
+
+def test_sampling_distribution_matches_generate(tok):
+    """Independent samples (different seeds): per-position token frequencies agree within 5 binomial SDs."""
+    torch.set_num_threads(1)
+    model = build_tiny_model(tok, hidden_size=32, layers=2, seed=3, initializer_range=0.15)
+    n = 1500
+    enc = _enc(tok, ["Compute 7 + 8."] * n)
+    eos = [tok.eos_token_id]
+    ref = _hf(model, tok, enc, eos, 100, do_sample=True, temperature=1.0, top_p=0.9, top_k=0)[:, :4]
+    got = _fast(model, tok, enc, eos, 200, 1.0, 0.9)[:, :4]
+    worst = 0.0
+    for pos in range(4):
+        f_ref = torch.bincount(ref[:, pos], minlength=len(tok)).double() / n
+        f_got = torch.bincount(got[:, pos], minlength=len(tok)).double() / n
+        p = (f_ref + f_got) / 2
+        sd = (2 * p * (1 - p) / n).sqrt() + 1e-3
+        worst = max(worst, float(((f_got - f_ref).abs() / sd).max()))
+        assert len(set(ref[:, pos].tolist())) > 5  # a real distribution, not a near-deterministic one
+    assert worst < 5.0, worst
+
+
+def test_generate_hf_uses_the_fast_path_with_identical_results(tok, monkeypatch):
+    """generate_hf (texts, token ids, lengths, finish reasons, entropies, stop strings) is unchanged by the
+    fast path, and REPRO_FASTGEN=0 turns it off."""
+    torch.set_num_threads(1)
+    model = build_tiny_model(tok, hidden_size=32, layers=2, seed=1, initializer_range=0.3)
+    prompts = [build_prompt(p, "plain") for p in PROBLEMS[:10]]
+    for sampling in (Sampling(n=3, temperature=1.0, max_new_tokens=20, seed=5),
+                     Sampling(n=2, temperature=0.0, max_new_tokens=20),
+                     Sampling(n=2, temperature=0.8, top_p=0.9, max_new_tokens=20, seed=1, stop=["7", "ab"])):
+        slow = generate_hf(model, tok, prompts, sampling, batch_size=4, return_entropy=True, use_fast=False)
+        fast = generate_hf(model, tok, prompts, sampling, batch_size=4, return_entropy=True)
+        for rs, rf in zip(slow, fast):
+            for a, b in zip(rs, rf):
+                assert (a.text, a.token_ids, a.num_tokens, a.finish_reason) == \
+                       (b.text, b.token_ids, b.num_tokens, b.finish_reason)
+                assert a.mean_entropy == pytest.approx(b.mean_entropy, abs=1e-6)
+    assert fastgen.supports(model)
+    monkeypatch.setenv("REPRO_FASTGEN", "0")
+    assert not fastgen.supports(model)
+
+
+def test_unsupported_models_fall_back(tok):
+    model = build_tiny_model(tok, hidden_size=32, layers=2)
+    assert fastgen.supports(model)
+    model.config.use_sliding_window = True
+    assert not fastgen.supports(model)
+    model.config.use_sliding_window = False
+    model.config.rope_parameters = {**model.config.rope_parameters, "rope_type": "linear", "factor": 2.0}
+    assert not fastgen.supports(model)
+    assert not fastgen.supports(torch.nn.Linear(2, 2))
