@@ -1,7 +1,7 @@
 # Stage: the nano testbed (issue 4). Writes the arithmetic task's splits, trains the nano Qwen2
 # model by SFT and evaluates it through the math harness (table `nano`).
 #
-#   work/<tier>/data/arith/arith_{sft,rl_train,unlabeled,test,hard}.jsonl   (NANO_DATA)
+#   work/<tier>/data/arith/arith_{sft,rl_train,unlabeled,val,test,hard}.jsonl   (NANO_DATA)
 #   work/<tier>/nano/model/  save_pretrained model + tokenizer + train_log.jsonl + metrics.json
 #   work/<tier>/nano/eval/metrics.json, samples.jsonl                       (baseline, method "base")
 #
@@ -10,7 +10,8 @@
 # directory) and on any file of NANO_DATA (one rule writes all splits) as rule inputs.
 
 NANO = config["nano"]
-NANO_SPLITS = ["sft", "rl_train", "unlabeled", "test", "hard"]
+import benchmarks.arith.experiments as _nano  # the three commands' flags (shared with `make verify`)
+NANO_SPLITS = ["sft", "rl_train", "unlabeled", "val", "test", "hard"]
 NANO_DATA_DIR = work("data", "arith")
 NANO_DATA = {split: f"{NANO_DATA_DIR}/arith_{split}.jsonl" for split in NANO_SPLITS}
 NANO_MODEL_DIR = work("nano", "model")
@@ -22,14 +23,14 @@ NANO_RUNS = [f"{NANO_EVAL_DIR}/metrics.json", f"{NANO_MODEL_DIR}/metrics.json"]
 
 
 rule nano_data:
-    """The arithmetic task's five splits (deterministic in config nano.data)."""
+    """The arithmetic task's six splits (deterministic in config nano.data)."""
     output:
         list(NANO_DATA.values()),
     log:
         log_path("nano", "data"),
     params:
         out=lambda wildcards, output: os.path.dirname(output[0]),
-        options=cli(NANO["data"]),
+        options=cli(_nano.data_options(config)),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
@@ -52,7 +53,7 @@ rule nano_sft:
     params:
         data=lambda wildcards, input: os.path.dirname(input.sft),
         out=lambda wildcards, output: os.path.dirname(output.model),
-        options=cli({**NANO["model"], **NANO["train"], "threads": config["threads"]}),
+        options=cli(_nano.sft_options(config)),
     threads: config["threads"]
     resources:
         gpu=gpus("nano"),
@@ -77,8 +78,7 @@ rule nano_eval:
         model=lambda wildcards, input: os.path.dirname(input.model),
         data=lambda wildcards, input: os.path.dirname(input.data[0]),
         out=lambda wildcards, output: os.path.dirname(output.metrics),
-        options=cli({"seed": config["seed"], "backend": "hf", **NANO["eval"], "template": "plain",
-                     "paper": "nano", "method": "base", "model_name": "nano", "threads": config["threads"]}),
+        options=cli(_nano.eval_options(config)),
     threads: config["threads"]
     resources:
         gpu=gpus("nano"),

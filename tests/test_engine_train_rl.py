@@ -107,3 +107,39 @@ def test_short_cpu_run_moves_entropy_and_reward(tmp_path):
     rows = json.loads((out / "metrics.json").read_text())["rows"]
     got = {r["metric"]: r["value"] for r in rows if r["step"] == -1}
     assert got["entropy_final"] < got["entropy_initial"]
+
+
+def test_rollouts_see_the_evaluation_harness_prompts_tokens_and_sampling(tmp_path):
+    """RL trains on the distribution it is judged on: TRL's prompts, prompt token ids, sampling settings and
+    sampled tokens equal those of the evaluation harness (benchmarks.math) for the same problems and seed."""
+    import torch
+
+    from benchmarks.math.evaluate import get_protocol
+    from benchmarks.math.generation import Sampling, generate_hf
+    from benchmarks.math.prompts import build_prompt
+    from benchmarks.math.tiny import save_tiny_model
+
+    save_tiny_model(tmp_path / "m", seed=2, hidden_size=32, layers=2, initializer_range=0.3)
+    rows = [{"id": f"p{i}", "problem": f"Compute {i} + {i % 5} × 3.", "answer": str(i + 3 * (i % 5))}
+            for i in range(8)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t1 = next(d for d in get_protocol("tiny").decodes if d.name == "t1")  # the harness's sampled decode
+    args = train_rl.TrainRLArgs(model=str(tmp_path / "m"), train_data=str(data), out=str(tmp_path / "run"),
+                                temperature=t1.temperature, top_p=t1.top_p, max_completion_length=16,
+                                prompts_per_step=4, num_generations=2, ppo_minibatches=1, micro_batch_size=8)
+    trainer, tok, _, _ = train_rl.build_trainer(args)
+    harness = [build_prompt(r["problem"], "plain", tok) for r in rows]
+    assert list(trainer.train_dataset["prompt"]) == harness
+    ids, _, _ = trainer._tokenize_prompts(harness)
+    assert ids == [tok(p, add_special_tokens=False)["input_ids"] for p in harness]
+    g = trainer.generation_config
+    assert (g.do_sample, g.temperature, g.top_p, g.top_k or 0, g.repetition_penalty or 1.0) == \
+           (True, t1.temperature, t1.top_p, 0, 1.0)
+    assert g.max_new_tokens == args.max_completion_length
+    assert sorted(trainer.eos_token_ids) == [tok.eos_token_id]
+    sampling = Sampling(n=1, temperature=t1.temperature, top_p=t1.top_p, max_new_tokens=16, seed=9)
+    ref = generate_hf(trainer.model, tok, harness, sampling, batch_size=len(harness))  # seeds 9 + 0
+    torch.manual_seed(9)
+    got, _ = trainer._generate_single_turn(ids, None, {}, 1)
+    assert got == [row[0].token_ids for row in ref]

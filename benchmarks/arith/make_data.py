@@ -1,13 +1,16 @@
-"""Write the arithmetic task's splits as JSONL, in the math harness's dataset format.
+"""Write the arithmetic task's six splits as JSONL, in the math harness's dataset format.
 
     python -m benchmarks.arith.make_data --out-dir work/tiny/data/arith --seed 0
 
 Files (one object per line: id, source, problem, answer, num_operands [, solution]):
 
-- ``arith_sft.jsonl``        problems with worked solutions (SFT of the nano model)
+- ``arith_sft.jsonl``        problems with worked solutions (SFT of the nano model), each in one solution
+  style (``style`` field; :mod:`benchmarks.arith.styles`) drawn with a per-problem-type probability
 - ``arith_rl_train.jsonl``   prompts with gold answers (RL training)
 - ``arith_unlabeled.jsonl``  prompts only: ``answer`` is null (EMPO / entropy minimisation); the
   gold answers of these problems are deliberately not stored anywhere
+- ``arith_val.jsonl``        in-distribution validation set (training curves and hyper-parameter choices, so
+  the test sets are only used for the final numbers)
 - ``arith_test.jsonl``       in-distribution test set
 - ``arith_hard.jsonl``       harder test set: more operands than any training split
 
@@ -17,21 +20,22 @@ local_dir=...)`` loads them exactly like ``math500``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from benchmarks.arith.styles import STYLES, render_solution
 from benchmarks.arith.task import TaskSpec, generate_unique
 
-SPLITS = ("test", "hard", "rl_train", "unlabeled", "sft")  # generation order: test sets first
+SPLITS = ("test", "hard", "val", "rl_train", "unlabeled", "sft")  # generation order: test sets first
 FILES = {"sft": "arith_sft", "rl_train": "arith_rl_train", "unlabeled": "arith_unlabeled",
-         "test": "arith_test", "hard": "arith_hard"}
+         "test": "arith_test", "hard": "arith_hard", "val": "arith_val"}
 
 
 @dataclass
 class MakeDataArgs:
     """Generate the arithmetic splits."""
 
-    out_dir: str = "work/tiny/data/arith"  # directory for the five JSONL files
+    out_dir: str = "work/tiny/data/arith"  # directory for the six JSONL files
     seed: int = 0  # seed of the generator (each split uses its own stream derived from it)
     min_operands: int = 2  # fewest numbers per problem (training splits and test)
     max_operands: int = 4  # most numbers per problem (training splits and test)
@@ -39,6 +43,7 @@ class MakeDataArgs:
     operators: str = "+-"  # allowed operators, subset of "+-*" (* is printed as ×)
     mul_digits: int = 1  # factors next to × have at most this many digits
     paren_prob: float = 0.0  # probability of one pair of parentheses per problem
+    max_mul: int | None = None  # at most this many multiplications per problem (None: no limit)
     hard_min_operands: int = 5  # fewest numbers per problem in arith_hard (> max_operands)
     hard_max_operands: int = 6  # most numbers per problem in arith_hard
     n_sft: int = 60000  # problems with worked solutions
@@ -46,17 +51,34 @@ class MakeDataArgs:
     n_unlabeled: int = 2000  # problems without answers
     n_test: int = 500  # in-distribution test problems
     n_hard: int = 500  # harder test problems
+    n_val: int = 300  # validation problems (curves, hyper-parameter choices)
+    styles: list[str] = field(default_factory=lambda: ["careful"])  # solution styles of the SFT corpus
+    careful_share_mul: float = 1.0  # P(careful) for an SFT problem with a multiplication (2 styles)
+    careful_share_plain: float = 1.0  # P(careful) for an SFT problem without one (2 styles)
 
     def specs(self) -> dict[str, TaskSpec]:
         """The task distribution of each split (validated)."""
         base = TaskSpec(self.min_operands, self.max_operands, self.max_digits, self.operators,
-                        self.mul_digits, self.paren_prob).check("make_data")
+                        self.mul_digits, self.paren_prob, self.max_mul).check("make_data")
         if self.hard_min_operands <= self.max_operands:
             raise ValueError(f"make_data: hard_min_operands ({self.hard_min_operands}) must exceed "
                              f"max_operands ({self.max_operands}) so arith_hard is out of distribution")
         hard = replace(base, min_operands=self.hard_min_operands,
                        max_operands=self.hard_max_operands).check("make_data (hard split)")
         return {s: (hard if s == "hard" else base) for s in SPLITS}
+
+    def style_share(self) -> dict[str, float]:
+        """P(careful) per problem type (validated); a single style has share 1 or 0."""
+        bad = [s for s in self.styles if s not in STYLES]
+        if not self.styles or bad or len(set(self.styles)) != len(self.styles):
+            raise ValueError(f"make_data: styles must be distinct names from {list(STYLES)}, got {self.styles}")
+        if len(self.styles) == 1:
+            share = 1.0 if self.styles[0] == "careful" else 0.0
+            return {"mul": share, "plain": share}
+        for name in ("careful_share_mul", "careful_share_plain"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"make_data: {name} must be in [0, 1], got {getattr(self, name)}")
+        return {"mul": self.careful_share_mul, "plain": self.careful_share_plain}
 
     def sizes(self) -> dict[str, int]:
         sizes = {s: getattr(self, f"n_{s}") for s in SPLITS}
@@ -68,21 +90,24 @@ class MakeDataArgs:
 
 def make_splits(args: MakeDataArgs) -> dict[str, list[dict]]:
     """All splits as lists of rows (deterministic in ``args``)."""
-    specs, sizes = args.specs(), args.sizes()
+    specs, sizes, share = args.specs(), args.sizes(), args.style_share()
     seen: set[str] = set()
     splits = {}
     for split in SPLITS:
         rng = random.Random(f"{args.seed}/{split}")
-        rows = generate_unique(rng, specs[split], sizes[split], seen)
+        style_rng = random.Random(f"{args.seed}/{split}/style")  # own stream: styles never change the problems
+        rows = generate_unique(rng, specs[split], sizes[split], seen, keep_tokens=split == "sft")
         name = FILES[split]
         out = []
         for i, row in enumerate(rows):
             item = {"id": f"{name}-{i}", "source": name, "problem": row["problem"],
-                    "answer": row["answer"], "num_operands": row["num_operands"]}
+                    "answer": row["answer"], "num_operands": row["num_operands"], "type": row["type"]}
             if split == "unlabeled":
                 item["answer"] = None
             if split == "sft":
-                item["solution"] = row["solution"]
+                style = "careful" if style_rng.random() < share[row["type"]] else "quick"
+                item["style"] = style
+                item["solution"] = render_solution(row["tokens"], style)
             out.append(item)
         splits[split] = out
     return splits

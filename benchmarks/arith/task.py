@@ -36,6 +36,7 @@ class TaskSpec:
     operators: str = "+-"  # allowed operators, a subset of "+-*" ("*" is printed as ×)
     mul_digits: int = 1  # operands next to a "*" have at most this many digits
     paren_prob: float = 0.0  # probability of one pair of parentheses around a sub-expression
+    max_mul: int | None = None  # at most this many multiplications per expression (None: no limit)
 
     def check(self, where: str = "TaskSpec") -> "TaskSpec":
         """Raise ValueError naming the field if a knob is out of range; return self."""
@@ -52,6 +53,8 @@ class TaskSpec:
             raise ValueError(f"{where}: operators must be a non-empty subset of '+-*', got {self.operators!r}")
         if not 0.0 <= self.paren_prob <= 1.0:
             raise ValueError(f"{where}: paren_prob must be in [0, 1], got {self.paren_prob}")
+        if self.max_mul is not None and self.max_mul < 0:
+            raise ValueError(f"{where}: max_mul must be >= 0 or None, got {self.max_mul}")
         return self
 
 
@@ -131,6 +134,15 @@ def sample_expression(rng: random.Random, spec: TaskSpec, n_operands: int | None
     """Draw one expression from ``spec`` (optionally with a fixed number of operands)."""
     n = n_operands if n_operands is not None else rng.randint(spec.min_operands, spec.max_operands)
     ops = [rng.choice(spec.operators) for _ in range(n - 1)]
+    if spec.max_mul is not None and ops.count("*") > spec.max_mul:
+        # keep the first max_mul multiplications; the others become a drawn + or - (when allowed)
+        others = [o for o in spec.operators if o != "*"] or ["+"]
+        seen = 0
+        for i, op in enumerate(ops):
+            if op == "*":
+                seen += 1
+                if seen > spec.max_mul:
+                    ops[i] = rng.choice(others)
     values = []
     for i in range(n):
         next_to_mul = (i > 0 and ops[i - 1] == "*") or (i < n - 1 and ops[i] == "*")
@@ -162,18 +174,20 @@ def solution_text(tokens: list[Token]) -> str:
 
 
 def make_problem(tokens: list[Token]) -> dict:
-    """A problem dict (without id/source): problem, answer, solution, num_operands."""
+    """A problem dict (without id/source): problem, answer, solution, num_operands, type."""
     return {
         "problem": problem_text(tokens),
         "answer": str(evaluate(tokens)),
         "solution": solution_text(tokens),
         "num_operands": sum(isinstance(t, int) for t in tokens),
+        "type": "mul" if "*" in tokens else "plain",
     }
 
 
 def generate_unique(rng: random.Random, spec: TaskSpec, count: int, seen: set[str],
-                    max_tries_factor: int = 50) -> list[dict]:
-    """``count`` problems from ``spec`` whose text is not in ``seen`` (which is updated).
+                    max_tries_factor: int = 50, keep_tokens: bool = False) -> list[dict]:
+    """``count`` problems from ``spec`` whose text is not in ``seen`` (which is updated); with
+    ``keep_tokens`` each row also carries its expression tokens (key ``tokens``).
 
     Raises ValueError if the distribution is too small to give that many distinct problems.
     """
@@ -184,9 +198,12 @@ def generate_unique(rng: random.Random, spec: TaskSpec, count: int, seen: set[st
         if tries > max_tries_factor * max(count, 100):
             raise ValueError(f"only {len(out)} distinct problems after {tries} draws from {spec}; "
                              f"asked for {count}: widen the distribution or lower the split size")
-        row = make_problem(sample_expression(rng, spec))
+        tokens = sample_expression(rng, spec)
+        row = make_problem(tokens)
         if row["problem"] in seen:
             continue
         seen.add(row["problem"])
+        if keep_tokens:
+            row["tokens"] = tokens
         out.append(row)
     return out

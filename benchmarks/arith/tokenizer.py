@@ -26,7 +26,7 @@ EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 SPECIALS = (PAD, EOS)
 MERGED_CHARS = ("×",)
-WORDS = (" + ", " - ", " × ", " = ", "Problem: ", "\nSolution:", "Compute ", "\\boxed{")
+WORDS = (" + ", " - ", " × ", " = ", "Problem: ", "\nSolution:", "Compute ", "\\boxed{", "Steps: ", "Quick: ")
 
 
 def byte_alphabet() -> list[str]:

@@ -6,6 +6,13 @@ Each example is ``build_prompt(problem, "plain") + " " + solution + EOS``; the l
 token cross-entropy on the response (solution + EOS) only. A nanoGPT-style loop: AdamW, linear
 warm-up then cosine decay, random batches drawn with a seeded generator, right padding.
 
+Curriculum (testbed v2): for the first ``first_steps`` steps batches are drawn only from examples whose
+``style`` is in ``first_styles``; afterwards from the whole corpus. Measured on the tiny tier: trained on the
+mixed-style corpus from the start, the reliable ``careful`` style reached 23% accuracy (T = 1) against 78% for
+a careful-only corpus -- the high-loss ``quick`` answers (digits the model cannot compute) swamp the
+arithmetic it can learn; 700 careful-only steps and then 300 mixed steps kept 87% (the mixture then sets only
+*which* style is used). As in language-model training, the skill comes first and the mixed data later.
+
 The output directory holds the model (``save_pretrained``), its tokenizer, ``train_log.jsonl``
 (loss, learning rate, throughput every ``log_every`` steps, and a greedy accuracy check on
 held-out ``arith_rl_train`` problems every ``eval_every`` steps) and ``metrics.json`` (the run's
@@ -17,7 +24,7 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -53,6 +60,8 @@ class NanoSFTArgs:
     eval_every: int = 500  # steps between greedy accuracy checks (0 = only at the end)
     eval_problems: int = 200  # held-out arith_rl_train problems used for the accuracy check
     eval_max_new_tokens: int = 160  # generation budget of the accuracy check
+    first_steps: int = 0  # curriculum: the first N steps draw only SFT examples of first_styles
+    first_styles: list[str] = field(default_factory=list)  # styles of the curriculum's first phase
     model_name: str = "nano"  # model name used in the result rows
 
     def model_spec(self) -> NanoModelSpec:
@@ -117,6 +126,22 @@ def lr_at(step: int, args: NanoSFTArgs) -> float:
     frac = (step - args.warmup_steps) / max(1, args.steps - args.warmup_steps)
     cos = 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * cos)
+
+
+def curriculum_pool(rows: Sequence[dict], styles: Sequence[str], steps: int, where) -> list[int]:
+    """Indices of the SFT rows the curriculum's first ``steps`` draw from (all rows when it is off).
+
+    Rows without a ``style`` field count as ``careful`` (the single-style corpus). Errors name the file."""
+    if steps < 0:
+        raise ValueError(f"train_nano: first_steps must be >= 0, got {steps}")
+    if steps == 0:
+        return list(range(len(rows)))
+    if not styles:
+        raise ValueError("train_nano: first_steps > 0 needs first_styles (e.g. careful)")
+    pool = [i for i, r in enumerate(rows) if r.get("style", "careful") in set(styles)]
+    if not pool:
+        raise ValueError(f"{where}: no SFT example has a style in first_styles={list(styles)}")
+    return pool
 
 
 # ----------------------------------------------------------------------------- quick accuracy
@@ -190,6 +215,7 @@ def train(args: NanoSFTArgs, log: Callable[[dict], None] = lambda row: None):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(args.seed)
+    first_pool = curriculum_pool(sft_rows, args.first_styles, args.first_steps, data_dir / "arith_sft.jsonl")
     summary = {"parameters": count_parameters(model)}
     log({"event": "start", "parameters": summary["parameters"], "sft_examples": len(examples)})
 
@@ -199,7 +225,10 @@ def train(args: NanoSFTArgs, log: Callable[[dict], None] = lambda row: None):
     loss_hist = []
     for step in progress(range(args.steps), desc="nano sft"):
         model.train()
-        idx = torch.randint(len(examples), (args.batch_size,), generator=gen).tolist()
+        if step < args.first_steps:
+            idx = [first_pool[i] for i in torch.randint(len(first_pool), (args.batch_size,), generator=gen).tolist()]
+        else:
+            idx = torch.randint(len(examples), (args.batch_size,), generator=gen).tolist()
         batch = collate([examples[i] for i in idx], tokenizer.pad_token_id)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)

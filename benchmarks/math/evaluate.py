@@ -16,8 +16,11 @@ decode samples n completions per problem and yields metrics suffixed with its na
 
 Metric names per dataset: ``acc_<decode>`` (avg@n, = pass@1 for greedy), ``pass@<n>_<decode>`` and
 ``maj@<n>_<decode>`` (n > 1), ``entropy_<decode>`` (mean token entropy, nats; hf backend, when
-the protocol asks for it), ``tokens_<decode>`` (mean completion length) and ``acc`` = the
-protocol's headline score; dataset ``macro`` holds the unweighted mean of ``acc``.
+the protocol asks for it) with ``entropy_correct_<decode>`` / ``entropy_wrong_<decode>`` (over correct /
+wrong completions), ``tokens_<decode>`` (mean completion length) and ``acc`` = the
+protocol's headline score; dataset ``macro`` holds the unweighted mean of ``acc``. Sets whose completions
+carry the nano testbed's style markers also get :func:`style_metrics` (``style_share_<style>_<decode>``,
+``acc_style_<style>_<decode>``).
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def get_protocol(name: str, n_samples: int | None = None) -> Protocol:
 
 def _summarize(
     decode: Decode, comps: list[list[Completion]], answers: list[list[str | None]], correct: list[list[bool]],
-    equivalence_timeout_s: float,
+    equivalence_timeout_s: float, types: list[str | None] | None = None,
 ) -> dict[str, float]:
     sfx = decode.name
     n = len(correct[0])
@@ -120,6 +123,43 @@ def _summarize(
     ents = [c.mean_entropy for row in comps for c in row if c.mean_entropy is not None]
     if decode.entropy and ents:
         m[f"entropy_{sfx}"] = sum(ents) / len(ents)
+        ent_ok = [c.mean_entropy for row, oks in zip(comps, correct) for c, ok in zip(row, oks)
+                  if ok and c.mean_entropy is not None]
+        ent_bad = [c.mean_entropy for row, oks in zip(comps, correct) for c, ok in zip(row, oks)
+                   if not ok and c.mean_entropy is not None]
+        if ent_ok:
+            m[f"entropy_correct_{sfx}"] = sum(ent_ok) / len(ent_ok)
+        if ent_bad:
+            m[f"entropy_wrong_{sfx}"] = sum(ent_bad) / len(ent_bad)
+    m.update(style_metrics(sfx, comps, correct, types))
+    return m
+
+
+def style_metrics(sfx: str, comps: list[list[Completion]], correct: list[list[bool]],
+                  types: list[str | None] | None = None) -> dict[str, float]:
+    """Solution-style diagnostics (benchmarks.arith.styles) of one decode, when its completions have styles.
+
+    ``style_share_<style>_<decode>``: fraction of completions in each style; ``acc_style_<style>_<decode>``:
+    accuracy among the completions of that style; with problem ``types`` (e.g. ``mul``/``plain``) also
+    ``style_share_<style>_<decode>_<type>``. Nothing for sets whose completions have no style marker.
+    """
+    from benchmarks.arith.styles import STYLES, classify
+
+    styles = [[classify(c.text) for c in row] for row in comps]
+    flat = [s for row in styles for s in row]
+    if not flat or all(s == "other" for s in flat):
+        return {}
+    m: dict[str, float] = {}
+    for style in (*STYLES, "other"):
+        m[f"style_share_{style}_{sfx}"] = sum(s == style for s in flat) / len(flat)
+        oks = [ok for row_s, row_c in zip(styles, correct) for s, ok in zip(row_s, row_c) if s == style]
+        if oks:
+            m[f"acc_style_{style}_{sfx}"] = sum(oks) / len(oks)
+    if types and any(t is not None for t in types):
+        for ptype in sorted({t for t in types if t is not None}):
+            sub = [s for row, t in zip(styles, types) if t == ptype for s in row]
+            for style in STYLES:
+                m[f"style_share_{style}_{sfx}_{ptype}"] = sum(s == style for s in sub) / len(sub)
     return m
 
 
@@ -195,7 +235,8 @@ def evaluate_model(
                 )
             answers.append(a_row)
             correct.append(c_row)
-        metrics.setdefault(ds_name, {}).update(_summarize(d, comps, answers, correct, grade_timeout_s))
+        types = [r.get("type") for r in rows]
+        metrics.setdefault(ds_name, {}).update(_summarize(d, comps, answers, correct, grade_timeout_s, types))
     for ds_name, m in metrics.items():
         for h in proto.headline:
             if f"acc_{h}" in m:

@@ -55,7 +55,7 @@ def train_rl_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         rollout_steps=cfg["rollout_steps"], learning_rate=cfg.get("learning_rate", 1e-4),
         temperature=cfg.get("temperature", 1.0), top_p=cfg.get("top_p", 1.0),
         max_completion_length=cfg.get("max_completion_length", 64),
-        val_data=f"{data_dir}/{cfg['eval_datasets'][0]}.jsonl", val_limit=cfg.get("val_limit", 64),
+        val_data=f"{data_dir}/{cfg.get('val_split') or cfg['eval_datasets'][0]}.jsonl", val_limit=cfg.get("val_limit", 64),
         val_every=cfg.get("val_every", 4), eval_datasets=list(cfg["eval_datasets"]), eval_data_dir=data_dir,
         eval_protocol=cfg.get("eval_protocol", "tiny"), eval_limit=cfg.get("eval_limit"),
         eval_max_new_tokens=cfg.get("eval_max_new_tokens"), use_vllm=cfg.get("use_vllm", False), bf16=cfg.get("bf16", False), save_model=grpo,

@@ -227,25 +227,16 @@ def build_prompt(problem: str, template: str, tokenizer=None) -> str:
 
 def greedy_accuracy(model, tokenizer, rows: list[dict], template: str, max_new_tokens: int,
                     batch_size: int) -> dict[str, float]:
-    """Greedy pass@1 and mean response length on ``rows`` (validation during training)."""
-    import torch
-
+    """Greedy pass@1 and mean response length (generated tokens incl. EOS) on ``rows`` (validation during
+    training), through the evaluation harness's generation and grading."""
+    from benchmarks.math.generation import Sampling, generate
     from benchmarks.math.grading import grade
 
     prompts = [build_prompt(r["problem"], template, tokenizer) for r in rows]
-    correct, lengths = 0, 0
-    device = next(model.parameters()).device
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start:start + batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        with torch.no_grad():
-            out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        gen = out[:, enc["input_ids"].shape[1]:]
-        for j, ids in enumerate(gen):
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            correct += grade(text, str(rows[start + j]["answer"]))
-            lengths += int((ids != tokenizer.pad_token_id).sum())
+    comps = generate(model, tokenizer, prompts, Sampling(n=1, temperature=0.0, max_new_tokens=max_new_tokens),
+                     batch_size=batch_size)
+    correct = sum(grade(c[0].text, str(r["answer"])) for c, r in zip(comps, rows))
+    lengths = sum(c[0].num_tokens for c in comps)
     return {"acc": correct / len(rows), "response_length": lengths / len(rows)}
 
 
@@ -281,26 +272,16 @@ def _curve_rows(log_path: Path, args: TrainRLArgs, method: str, train_name: str,
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_dataclass(TrainRLArgs, argv)
-    method = args.method or args.policy_loss
-    kw = loss_kwargs(args)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    try:
-        reward_opts = json.loads(args.reward_kwargs or "{}")
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--reward-kwargs: not a JSON object ({e.msg})") from None
-    from methods.engine.rewards import available_rewards
+def build_trainer(args: TrainRLArgs, world: int = 1, kw: dict | None = None, reward_opts: dict | None = None):
+    """The configured ``PolicyLossGRPOTrainer`` of a run (model, data, reward, callbacks), not yet trained.
 
-    if args.reward not in available_rewards():
-        raise ValueError(f"--reward: unknown reward {args.reward!r}; registered: {available_rewards()}")
-    if args.importance_sampling_level not in ("token", "sequence"):
-        raise ValueError(f"--importance-sampling-level must be token or sequence, got {args.importance_sampling_level!r}")
-    if args.dry_run:
-        print(json.dumps({"args": asdict(args), "loss_kwargs": kw, "batch": batch_geometry(args, world),
-                          "grpo": grpo_settings(args, world)}, indent=2, default=str))
-        return 0
+    Returns ``(trainer, tokenizer, train_name, val_name)``. The prompts are the evaluation harness's
+    (``benchmarks.math.prompts.build_prompt``), so RL trains on the distribution it is judged on
+    (tests/test_engine_train_rl.py checks prompts, token ids and sampling settings against the harness).
+    """
     cfg = grpo_config(args, world)
+    kw = loss_kwargs(args) if kw is None else kw
+    reward_opts = reward_opts or {}
 
     import numpy as np
     import torch
@@ -309,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from methods.engine.rewards import make_reward
     from methods.engine.trainer import JsonlLogCallback, PolicyLossGRPOTrainer, ValidationCallback
-    from repro.provenance import utc_now
-    from repro.results import write_run
 
-    started = utc_now()
     torch.set_num_threads(max(1, args.threads))
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -349,12 +327,41 @@ def main(argv: list[str] | None = None) -> int:
     trainer = PolicyLossGRPOTrainer(model=model, reward_funcs=reward_fn, args=cfg, train_dataset=dataset,
                                     processing_class=tokenizer, callbacks=callbacks, policy_loss=args.policy_loss,
                                     loss_kwargs=kw, selection_seed=args.seed)
-    print(f"train_rl: {args.policy_loss} on {train_name} ({len(dataset)} prompts), "
-          f"{cfg.max_steps} optimiser steps, seed {args.seed}", file=sys.stderr, flush=True)
+    return trainer, tokenizer, train_name, val_name
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_dataclass(TrainRLArgs, argv)
+    method = args.method or args.policy_loss
+    kw = loss_kwargs(args)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        reward_opts = json.loads(args.reward_kwargs or "{}")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--reward-kwargs: not a JSON object ({e.msg})") from None
+    from methods.engine.rewards import available_rewards
+
+    if args.reward not in available_rewards():
+        raise ValueError(f"--reward: unknown reward {args.reward!r}; registered: {available_rewards()}")
+    if args.importance_sampling_level not in ("token", "sequence"):
+        raise ValueError(f"--importance-sampling-level must be token or sequence, got {args.importance_sampling_level!r}")
+    if args.dry_run:
+        print(json.dumps({"args": asdict(args), "loss_kwargs": kw, "batch": batch_geometry(args, world),
+                          "grpo": grpo_settings(args, world)}, indent=2, default=str))
+        return 0
+    from repro.provenance import utc_now
+    from repro.results import write_run
+
+    started = utc_now()
+    out = Path(args.out)
+    trainer, tokenizer, train_name, val_name = build_trainer(args, world, kw, reward_opts)
+    max_steps = trainer.args.max_steps
+    print(f"train_rl: {args.policy_loss} on {train_name} ({len(trainer.train_dataset)} prompts), "
+          f"{max_steps} optimiser steps, seed {args.seed}", file=sys.stderr, flush=True)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # one compact progress line per step instead of raw dicts
-    trainer.add_callback(_ProgressCallback(cfg.max_steps))
+    trainer.add_callback(_ProgressCallback(max_steps))
     trainer.train()
 
     rows = _curve_rows(out / "train_log.jsonl", args, method, train_name, val_name)

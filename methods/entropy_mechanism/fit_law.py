@@ -8,8 +8,9 @@ entropy of the model that was validated, i.e. the entropy logged with step v + 1
 measured during its forward passes, after its update); the last validation (after the final update) uses the
 last logged entropy, one update older. Rows (paper entropy_mechanism, step -1):
 ``law_a``, ``law_b``, ``law_ceiling`` (= b - a), ``law_fit_rmse``, ``law_n_points`` of the fit pooled over
-all seeds (seed empty), and ``law_early_fit_rmse`` per seed (fit on the first ``early_fit_fraction`` of that
-run's points, RMSE on the rest) plus its mean over seeds (seed empty).
+all seeds (seed empty), and ``law_early_fit_rmse`` / ``law_early_ceiling`` per seed (fit on the first
+``early_fit_fraction`` of that run's points: RMSE on the rest, and the ceiling b - a that the early fit
+predicts) plus their means over seeds (seed empty).
 """
 from __future__ import annotations
 
@@ -89,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"fit_law: seed {seed}: early fit skipped ({e})", file=sys.stderr)
             continue
-        early.append(res["rmse"])
+        early.append((res["rmse"], res["ceiling"]))
         rows.append(row(seed, "law_early_fit_rmse", res["rmse"]))
+        rows.append(row(seed, "law_early_ceiling", res["ceiling"]))
     a, b = fit_entropy_law(all_h, all_r)
     rmse = float(np.sqrt(np.mean((predict(all_h, a, b) - np.asarray(all_r)) ** 2)))
     rows += [row(None, "law_a", a), row(None, "law_b", b), row(None, "law_ceiling", predicted_ceiling(a, b)),
              row(None, "law_fit_rmse", rmse), row(None, "law_n_points", len(all_h))]
     if early:
-        rows.append(row(None, "law_early_fit_rmse", float(np.mean(early))))
+        rows.append(row(None, "law_early_fit_rmse", float(np.mean([e[0] for e in early]))))
+        rows.append(row(None, "law_early_ceiling", float(np.mean([e[1] for e in early]))))
     out = Path(args.out)
     atomic_write_json(out / "points.json", {"a": a, "b": b, "runs": per_run})
     write_run(out, rows, config=args, started=started)

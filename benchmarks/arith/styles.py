@@ -1,0 +1,70 @@
+"""Solution styles of the nano testbed (v2): the planted premise that RL, EMPO and EM can elicit.
+
+The papers' premise is a base model that already holds a reliable way of solving a problem and uses it only
+part of the time (DESIGN.md, "The nano testbed"). The SFT corpus therefore writes each solution in one of two
+marked styles:
+
+* ``careful`` -- ``Steps: `` then the worked chain, one operation per rewrite, then the boxed value::
+
+      Steps: 12 + 7 × 8 - 5 = 12 + 56 - 5 = 68 - 5 = 63
+      \\boxed{63}
+
+  Each step is one small operation, which the nano model executes reliably.
+* ``quick`` -- ``Quick: `` then the boxed value at once (``Quick: \\boxed{63}``): the whole computation in one
+  jump, which a ~1M-parameter model cannot do reliably for several operations.
+
+Which style a solution gets is drawn per problem with a probability that depends on the problem's *type*
+(:func:`problem_type`: with or without a multiplication), so the model learns a habit -- e.g. mostly ``quick``
+on problems with ``×`` -- that is unrelated to which style is right. This plants the premise only: nothing
+in the data says which style is correct more often; the model's own skill decides that, and the ``nano``
+table measures it (``acc_style_<style>``) before any method runs.
+
+:func:`classify` maps a completion back to its style (``other`` for anything else), for the style
+diagnostics of every stage.
+"""
+from __future__ import annotations
+
+from benchmarks.arith.task import Token, render, solve_steps
+
+STYLES = ("careful", "quick")
+MARKERS = {"careful": "Steps: ", "quick": "Quick: "}
+PROBLEM_TYPES = ("mul", "plain")  # with a multiplication / additions and subtractions only
+
+
+def problem_type(tokens: list[Token]) -> str:
+    """``mul`` if the expression contains a multiplication, else ``plain``."""
+    return "mul" if "*" in tokens else "plain"
+
+
+def problem_type_of_text(problem: str) -> str:
+    """:func:`problem_type` from a problem statement (``Compute 3 × 4 + 1.``)."""
+    return "mul" if "×" in problem else "plain"
+
+
+def render_solution(tokens: list[Token], style: str) -> str:
+    """The solution text of ``tokens`` in ``style`` (see the module docstring)."""
+    steps = solve_steps(tokens)
+    value = steps[-1][0]
+    if style == "careful":
+        return f"{MARKERS['careful']}{' = '.join(render(s) for s in steps)}\n\\boxed{{{value}}}"
+    if style == "quick":
+        return f"{MARKERS['quick']}\\boxed{{{value}}}"
+    raise ValueError(f"unknown solution style {style!r}; known: {list(STYLES)}")
+
+
+def classify(completion: str) -> str:
+    """The style of a completion: the marker it starts with (``careful`` / ``quick``), else ``other``."""
+    text = completion.lstrip()
+    for style, marker in MARKERS.items():
+        if text.startswith(marker.rstrip()):
+            return style
+    return "other"
+
+
+def style_shares(completions: list[str]) -> dict[str, float]:
+    """Fraction of ``completions`` in each style (``STYLES`` and ``other``; all 0 for an empty list)."""
+    n = len(completions)
+    counts = {s: 0 for s in (*STYLES, "other")}
+    for c in completions:
+        counts[classify(c)] += 1
+    return {s: (counts[s] / n if n else 0.0) for s in counts}
