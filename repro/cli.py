@@ -73,7 +73,7 @@ def build_parser(cls: type, description: str | None = None) -> argparse.Argument
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        help_text = f.metadata.get("help") or comments.get(f.name, "")
+        help_text = (f.metadata.get("help") or comments.get(f.name, "")).replace("%", "%%")  # argparse formats %
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_parser_for(hints[f.name]),
                             default=default, required=required, help=help_text)
     return parser

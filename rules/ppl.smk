@@ -1,21 +1,79 @@
-# Stage: PPL vs CPL / SFT / P-IQL on the MetaWorld datasets (issue 8); table `ppl`.
+# Stage: PPL vs CPL / SFT / P-IQL on the MetaWorld datasets (issues 8, 14); table `ppl`.
 # One run per task x dataset kind x method x seed:
 #   work/<tier>/ppl/<task>/<kind>/<method>/seed<seed>/{metrics.json, train_log.jsonl, eval_episodes.jsonl, checkpoint.pt}
+# plus one `bc` run per task x kind x seed: the behaviour-cloning phase that SFT, CPL and PPL all start from
+# (--init .../bc/seed<s>/policy.pt), evaluated once -- "the BC start" every preference method is compared with.
 # A run killed mid-way resumes from its checkpoint.pt when the rule runs again.
-# Rows: paper=ppl, dataset=<task>/<kind>, metric success (per eval step; step -1 = final) and success_best.
+# Rows: paper=ppl, dataset=<task>/<kind>, metric success (per eval step; step -1 = final), success_best, and for
+# CPL/PPL the preference diagnostics (logit_abs_mean, logit_sat_frac, score_logp, score_kl) at the start of
+# their contrastive phase (step = bc_steps) and at the end (step -1).
 
 PPL = config["ppl"]
+PPL_FROM_BC = ("sft", "cpl", "ppl")  # methods that start from the shared BC policy
+
+
+def ppl_methods():
+    """The runs per dataset and seed: the BC start (when a method uses it) and the configured methods."""
+    return (["bc"] if any(m in PPL_FROM_BC for m in PPL["methods"]) else []) + list(PPL["methods"])
+
+
+def ppl_inputs(wc):
+    inputs = {"dataset": work("metaworld", wc.task, f"{wc.kind}.hdf5"),
+              "prefs": work("metaworld", wc.task, f"{wc.kind}.prefs.hdf5")}
+    if wc.method in PPL_FROM_BC:
+        inputs["init"] = work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")
+    return inputs
 
 
 PPL_RUNS = [work("ppl", t, k, m, f"seed{s}", "metrics.json")
-            for t in PPL["tasks"] for k in PPL["kinds"] for m in PPL["methods"] for s in PPL["seeds"]]
+            for t in PPL["tasks"] for k in PPL["kinds"] for m in ppl_methods() for s in PPL["seeds"]]
+
+# The hyper-parameter sweep on a task that is not reported (issue 14): CPL at each alpha, PPL at each alpha and
+# KL weight lam = ratio * alpha, each from the sweep task's BC start; its rows (methods cpl_a<alpha>,
+# ppl_a<alpha>_k<ratio>) go to the `ppl` table and the report's sweep section. The chosen values are fixed in
+# ppl.train / ppl.method_overrides before the final run (see the config).
+from methods.ppl.experiments import sweep_runs as _sweep_runs, sweep_point as _sweep_point
+
+PPL_SWEEP = _sweep_runs(PPL)
+PPL_RUNS += [work("ppl", PPL["sweep"]["task"], k, name, f"seed{s}", "metrics.json")
+             for k in PPL["sweep"]["kinds"] for name in PPL_SWEEP for s in PPL["sweep"]["seeds"]] if PPL_SWEEP else []
+for _k in (PPL.get("sweep") or {}).get("kinds", []):
+    PPL_RUNS += [work("ppl", PPL["sweep"]["task"], _k, "bc", f"seed{s}", "metrics.json") for s in PPL["sweep"]["seeds"]]
+PPL_RUNS = list(dict.fromkeys(PPL_RUNS))
 
 
-rule ppl_train:
-    """Train one method on one dataset with periodic 25-episode evaluations."""
+rule ppl_bc:
+    """The shared BC start of one dataset and seed (bc_steps of behaviour cloning on all transitions), evaluated."""
     input:
         dataset=work("metaworld", "{task}", "{kind}.hdf5"),
         prefs=work("metaworld", "{task}", "{kind}.prefs.hdf5"),
+    output:
+        metrics=work("ppl", "{task}", "{kind}", "bc", "seed{seed}", "metrics.json"),
+        policy=work("ppl", "{task}", "{kind}", "bc", "seed{seed}", "policy.pt"),
+    log:
+        log_path("ppl", "{task}", "{kind}", "bc_seed{seed}"),
+    wildcard_constraints:
+        task="[a-z-]+",
+        kind="homogeneous|heterogeneous",
+        seed=r"\d+",
+    params:
+        out=lambda wc: work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}"),
+        options=lambda wc: cli({**PPL["train"], **PPL.get("method_overrides", {}).get("bc", {}),
+                                "threads": config["threads"]}),
+    threads: config["threads"]
+    resources:
+        gpu=0,
+    conda:
+        "../envs/metaworld.yaml"
+    shell:
+        "python -m methods.ppl.train --method bc --seed {wildcards.seed}"
+        " --dataset {input.dataset} --prefs {input.prefs} --out {params.out} {params.options} > {log} 2>&1"
+
+
+rule ppl_train:
+    """Train one method on one dataset (SFT/CPL/PPL from the shared BC start), evaluated at the end."""
+    input:
+        unpack(ppl_inputs),
     output:
         work("ppl", "{task}", "{kind}", "{method}", "seed{seed}", "metrics.json"),
     log:
@@ -28,7 +86,9 @@ rule ppl_train:
     params:
         out=lambda wc: work("ppl", wc.task, wc.kind, wc.method, f"seed{wc.seed}"),
         options=lambda wc: cli({**PPL["train"], **PPL.get("method_overrides", {}).get(wc.method, {}),
-                                "threads": config["threads"]}),
+                                "threads": config["threads"],
+                                **({"init": work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")}
+                                   if wc.method in PPL_FROM_BC else {})}),
     threads: config["threads"]
     resources:
         gpu=0,
@@ -36,4 +96,34 @@ rule ppl_train:
         "../envs/metaworld.yaml"
     shell:
         "python -m methods.ppl.train --method {wildcards.method} --seed {wildcards.seed}"
+        " --dataset {input.dataset} --prefs {input.prefs} --out {params.out} {params.options} > {log} 2>&1"
+
+
+rule ppl_sweep_point:
+    """One point of the alpha / KL-weight sweep on the sweep task (from its BC start)."""
+    input:
+        dataset=work("metaworld", "{task}", "{kind}.hdf5"),
+        prefs=work("metaworld", "{task}", "{kind}.prefs.hdf5"),
+        init=work("ppl", "{task}", "{kind}", "bc", "seed{seed}", "policy.pt"),
+    output:
+        work("ppl", "{task}", "{kind}", "{point}", "seed{seed}", "metrics.json"),
+    log:
+        log_path("ppl", "{task}", "{kind}", "{point}_seed{seed}"),
+    wildcard_constraints:
+        task="[a-z-]+",
+        kind="homogeneous|heterogeneous",
+        point=r"(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?",
+        seed=r"\d+",
+    params:
+        out=lambda wc: work("ppl", wc.task, wc.kind, wc.point, f"seed{wc.seed}"),
+        options=lambda wc: cli({**PPL["train"], **PPL.get("method_overrides", {}).get(_sweep_point(wc.point)["method"], {}),
+                                **_sweep_point(wc.point), "run_name": wc.point, "threads": config["threads"],
+                                "init": work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")}),
+    threads: config["threads"]
+    resources:
+        gpu=0,
+    conda:
+        "../envs/metaworld.yaml"
+    shell:
+        "python -m methods.ppl.train --seed {wildcards.seed}"
         " --dataset {input.dataset} --prefs {input.prefs} --out {params.out} {params.options} > {log} 2>&1"

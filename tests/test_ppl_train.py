@@ -44,8 +44,14 @@ def test_killed_run_resumes_to_the_same_result(tiny_files, tmp_path, method):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert full["evals"] == resumed["evals"] and [e["step"] for e in full["evals"]] == [3, 6]
     rows = json.loads((tmp_path / "cut" / "metrics.json").read_text())["rows"]
-    assert {(r["metric"], r["step"]) for r in rows} == {("success", 3), ("success", 6), ("success", -1),
-                                                        ("success_best", -1)}
+    diag = {"logit_abs_mean", "logit_sat_frac", "logit_mean"} | ({"score_logp", "score_kl"} if method == "ppl" else set())
+    expected = {("success", 3), ("success", 6), ("success", -1), ("success_best", -1)}
+    if method in ("cpl", "ppl"):  # preference diagnostics at the start of the contrastive phase and at the end
+        expected |= {(m, s) for m in diag for s in (3, -1)}
+    assert {(r["metric"], r["step"]) for r in rows} == expected
+    full_rows = json.loads((tmp_path / "full" / "metrics.json").read_text())["rows"]
+    assert sorted((r["metric"], r["step"], r["value"]) for r in rows) == \
+           sorted((r["metric"], r["step"], r["value"]) for r in full_rows)
     assert all(r["paper"] == "ppl" and r["method"] == method and r["dataset"] == "button-press/heterogeneous"
                for r in rows)
     best = max(r["value"] for r in rows if r["metric"] == "success" and r["step"] >= 0)
@@ -53,7 +59,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_files, tmp_path, method):
 
 
 def test_bad_method_and_changed_config_are_refused(tiny_files, tmp_path):
-    with pytest.raises(ValueError, match="method.*sft, cpl, piql, ppl"):
+    with pytest.raises(ValueError, match="method.*bc, sft, cpl, piql, ppl"):
         train(_cfg(tiny_files, "dpo", tmp_path / "x"), log=lambda *_: None)
     train(_cfg(tiny_files, "cpl", tmp_path / "y", steps=4), stop_after=2, log=lambda *_: None)
     with pytest.raises(ValueError, match="different config"):
@@ -80,3 +86,26 @@ def test_numpy_actor_matches_the_torch_mean_action():
     with torch.no_grad():
         pol.net[0].bias.add_(1.0)
     assert np.abs(act(obs[0]) - pol.act(obs[0])).max() > 1e-4
+
+
+def test_bc_run_is_the_shared_start_of_sft_cpl_ppl(tiny_files, tmp_path):
+    """A `bc` run's policy is the policy at step bc_steps of a full run; SFT/CPL/PPL started from it (--init)
+    train only the later phase, and a BC policy of another dataset or budget is refused."""
+    full = _cfg(tiny_files, "cpl", tmp_path / "full", steps=3, bc_steps=3, eval_every=3)
+    train(full, log=lambda *_: None)
+    train(_cfg(tiny_files, "bc", tmp_path / "bc"), log=lambda *_: None)
+    bc = torch.load(tmp_path / "bc" / "policy.pt", weights_only=False)
+    ref = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["policy"]
+    for k in ref:
+        torch.testing.assert_close(bc["policy"][k], ref[k], rtol=0, atol=0)
+    rows = json.loads((tmp_path / "bc" / "metrics.json").read_text())["rows"]
+    assert {(r["metric"], r["step"]) for r in rows} == {("success", 3), ("success", -1), ("success_best", -1)}
+    for method in ("sft", "cpl", "ppl"):
+        out = train(_cfg(tiny_files, method, tmp_path / method, init=str(tmp_path / "bc" / "policy.pt")),
+                    log=lambda *_: None)
+        assert [e["step"] for e in out["evals"]] == [6]  # no BC phase, no BC evaluation of its own
+        log = [json.loads(l) for l in (tmp_path / method / "train_log.jsonl").read_text().splitlines()]
+        assert not any("bc_loss" in r for r in log) or method == "sft"
+    with pytest.raises(ValueError, match="another dataset or bc_steps"):
+        train(_cfg(tiny_files, "cpl", tmp_path / "z", bc_steps=2, init=str(tmp_path / "bc" / "policy.pt")),
+              log=lambda *_: None)

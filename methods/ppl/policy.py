@@ -7,7 +7,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from methods.ppl.losses import gaussian_kl, gaussian_log_prob
+from methods.ppl.losses import gaussian_kl, gaussian_log_prob, mse_kl, mse_log_prob
+
+LOGP = ("mse", "gaussian")
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
@@ -27,13 +29,18 @@ class GaussianPolicy(nn.Module):
     """pi_theta(a|s) = N(tanh(MLP(s)), diag(std^2)), std state-independent (learned or fixed).
 
     The tanh bounds the mean to the action box; ``a`` itself is unbounded (the logged behaviour
-    actions are raw Gaussian samples), so log-probs are exact Gaussian log-densities.
+    actions are raw Gaussian samples). ``logp`` picks the log-prob convention: ``mse`` (CPL's official
+    state-based actor: -||mu - a||^2, i.e. N(mu, I/2) without constants; KLs in the same units,
+    :func:`methods.ppl.losses.mse_kl`) or ``gaussian`` (exact log-densities at ``std``).
     """
 
     def __init__(self, obs_dim: int = 39, act_dim: int = 4, hidden: Sequence[int] = (256, 256),
                  dropout: float = 0.0, init_std: float = 0.3, learn_std: bool = False,
-                 min_std: float = 0.05, max_std: float = 1.0):
+                 min_std: float = 0.05, max_std: float = 1.0, logp: str = "gaussian"):
         super().__init__()
+        if logp not in LOGP:
+            raise ValueError(f"GaussianPolicy: logp must be one of {LOGP}, got {logp!r}")
+        self.logp = logp
         self.net = mlp(obs_dim, hidden, act_dim, dropout)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)), requires_grad=learn_std)
         self.min_log_std, self.max_log_std = math.log(min_std), math.log(max_std)
@@ -56,13 +63,19 @@ class GaussianPolicy(nn.Module):
         return self.log_std.clamp(self.min_log_std, self.max_log_std).exp()
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """log pi_theta(act|obs): obs (..., obs_dim), act (..., act_dim) -> (...)."""
+        """log pi_theta(act|obs) in the ``logp`` convention: obs (..., obs_dim), act (..., act_dim) -> (...)."""
+        if self.logp == "mse":
+            return mse_log_prob(act, self.mean(obs))
         return gaussian_log_prob(act, self.mean(obs), self.std())
 
     def log_prob_and_kl(self, obs: torch.Tensor, act: torch.Tensor, mu_b: torch.Tensor,
                         std_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log pi_theta(act|obs), KL(N(mu_b, std_b^2) || pi_theta(.|obs))), both (...), one forward pass."""
-        mu, std = self.mean(obs), self.std()
+        """(log pi_theta(act|obs), KL(N(mu_b, std_b^2) || pi_theta(.|obs))), both (...), one forward pass
+        (``mse``: both without their theta-free constants)."""
+        mu = self.mean(obs)
+        if self.logp == "mse":
+            return mse_log_prob(act, mu), mse_kl(mu_b, mu)
+        std = self.std()
         return gaussian_log_prob(act, mu, std), gaussian_kl(mu_b, std_b, mu, std)
 
     def numpy_actor(self):

@@ -5,8 +5,15 @@ One run = one method x one dataset x one seed. Every ``eval_every`` steps the po
 checkpoint (models, optimisers, RNG states, eval history) is written every ``checkpoint_every``
 steps and a killed run started again with the same ``--out`` resumes from it.
 
+``--method bc`` runs the behaviour-cloning phase alone (``bc_steps`` on all transitions) and saves its policy;
+SFT / CPL / PPL given ``--init <bc run>/policy.pt`` start from it at step ``bc_steps`` with a fresh optimiser
+(as the official CPL code resets its optimiser and starts its lr warm-up after BC), so all three share one BC
+start per dataset and seed, evaluated once. Preference methods also log the preference-logit distribution
+(``logit_abs_mean``, ``logit_sat_frac`` = share of |logit| > 5) and, for PPL, both terms of the segment score
+(``score_logp`` = alpha sum log pi, ``score_kl`` = lam sum KL) on a fixed set of pairs at their start and end.
+
 Outputs in ``--out``: metrics.json (rows: ``success`` per eval step, ``success`` at step -1 = final,
-``success_best`` at step -1), train_log.jsonl (losses, updates/s), eval_episodes.jsonl.
+``success_best`` at step -1, the diagnostics), train_log.jsonl (losses, updates/s), eval_episodes.jsonl.
 
     python -m methods.ppl.train --method ppl --dataset d.hdf5 --prefs p.hdf5 --out work/tiny/ppl/run
 """
@@ -22,11 +29,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from methods.ppl.losses import (awr_weights, bc_loss, bradley_terry_loss, cpl_loss, expectile_loss,
-                                ppl_loss)
+from methods.ppl.losses import (awr_weights, bc_loss, bradley_terry_loss, cpl_logits, cpl_loss, expectile_loss,
+                                ppl_logits, ppl_loss)
 from methods.ppl.policy import GaussianPolicy, mlp
 
-METHODS = ("sft", "cpl", "piql", "ppl")
+METHODS = ("bc", "sft", "cpl", "piql", "ppl")
+SATURATED = 5.0  # |logit| above which the logistic loss is saturated (gradient < 0.7% of its maximum)
 EVAL_SEED_BASE = 3 * 10**6
 
 
@@ -48,9 +56,13 @@ class TrainConfig:
     dropout: float = 0.25  # policy dropout
     init_std: float = 0.3  # policy action std (initial value if learn_std)
     learn_std: bool = False  # learn a state-independent std
+    logp: str = "mse"  # log-prob convention: mse (CPL's official -||mu - a||^2) | gaussian (density at init_std)
     alpha: float = 0.1  # temperature alpha of CPL/PPL
-    bias: float = 0.5  # CPL conservative bias lambda
-    lam: float = 1.0  # PPL weight of the contrastive KL term
+    bias: float = 0.5  # conservative bias on the rejected segment's score (CPL's lambda; PPL: its whole score)
+    lam: float | None = None  # PPL weight of the contrastive KL term (None: alpha, from the regret derivation)
+    warmup_steps: int = 0  # linear lr warm-up after the BC phase (CPL's official schedule), 0 = none
+    schedule: str = "constant"  # lr schedule after warm-up: constant | cosine (P-IQL's official one)
+    init: str | None = None  # policy.pt of a `bc` run: start SFT/CPL/PPL from it at step bc_steps
     rm_steps: int = 10_000  # P-IQL reward-model steps
     expectile: float = 0.7  # IQL expectile
     beta: float = 0.3333  # IQL advantage temperature (weights exp(adv / beta))
@@ -63,6 +75,7 @@ class TrainConfig:
     log_every: int = 1_000  # steps between train_log lines
     threads: int = 1  # torch threads
     model_name: str = "gaussian-mlp"  # model column of the results
+    run_name: str | None = None  # method column of the results (None: method), e.g. a sweep point cpl_a0.3
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,10 +168,21 @@ class Trainer:
         self.cfg, self.data = cfg, data
         torch.manual_seed(cfg.seed)
         self.g = torch.Generator().manual_seed(cfg.seed)
-        self.policy = GaussianPolicy(39, 4, cfg.hidden, cfg.dropout, cfg.init_std, cfg.learn_std)
+        self.policy = GaussianPolicy(39, 4, cfg.hidden, cfg.dropout, cfg.init_std, cfg.learn_std, logp=cfg.logp)
         self.policy.set_obs_stats(data.obs)
         self.opt = torch.optim.Adam([p for p in self.policy.parameters() if p.requires_grad], lr=cfg.lr)
         self.step = 0
+        self.diag_start: dict[str, float] | None = None  # preference diagnostics when the contrastive phase starts
+        if cfg.init:
+            if cfg.method not in ("sft", "cpl", "ppl"):
+                raise ValueError(f"TrainConfig.init: only sft/cpl/ppl start from a BC policy, not {cfg.method!r}")
+            st = torch.load(cfg.init, map_location="cpu", weights_only=False)
+            if st.get("bc_steps") != cfg.bc_steps or st.get("dataset") != os.path.abspath(cfg.dataset):
+                raise ValueError(f"{cfg.init}: BC policy of another dataset or bc_steps "
+                                 f"({st.get('dataset')}, {st.get('bc_steps')}) than this run "
+                                 f"({os.path.abspath(cfg.dataset)}, {cfg.bc_steps})")
+            self.policy.load_state_dict(st["policy"])
+            self.step = cfg.bc_steps
         self.evals: list[dict[str, Any]] = []
         self.nets: dict[str, torch.nn.Module] = {}
         if cfg.method == "piql":
@@ -190,9 +214,34 @@ class Trainer:
             loss = cpl_loss(lp[: c.batch], lp[c.batch:], c.alpha, c.bias)
         else:
             lp, kl = self.policy.log_prob_and_kl(d.obs[both], d.act[both], d.mu_b[both], d.std_b[both])
-            loss = ppl_loss(lp[: c.batch], lp[c.batch:], kl[: c.batch], kl[c.batch:], c.alpha, c.lam)
+            loss = ppl_loss(lp[: c.batch], lp[c.batch:], kl[: c.batch], kl[c.batch:], c.alpha, c.lam, c.bias)
         self._update(loss)
         return {f"{c.method}_loss": float(loss)}
+
+    @torch.no_grad()
+    def diagnostics(self, n_pairs: int = 512) -> dict[str, float]:
+        """Preference-logit distribution (and PPL's two score terms) on a fixed set of pairs, in eval mode."""
+        d, c = self.data, self.cfg
+        pos, neg = d.sample_pairs(n_pairs, torch.Generator().manual_seed(12345))
+        both = torch.cat([pos, neg])
+        was = self.policy.training
+        self.policy.eval()
+        try:
+            lp, kl = self.policy.log_prob_and_kl(d.obs[both], d.act[both], d.mu_b[both], d.std_b[both])
+        finally:
+            self.policy.train(was)
+        n = len(pos)
+        if c.method == "ppl":
+            logits = ppl_logits(lp[:n], lp[n:], kl[:n], kl[n:], c.alpha, c.lam, c.bias)
+        else:
+            logits = cpl_logits(lp[:n], lp[n:], c.alpha, c.bias)
+        out = {"logit_abs_mean": float(logits.abs().mean()), "logit_sat_frac": float((logits.abs() > SATURATED).float().mean()),
+               "logit_mean": float(logits.mean())}
+        if c.method == "ppl":
+            lam = c.alpha if c.lam is None else c.lam
+            out["score_logp"] = float(c.alpha * lp.sum(-1).mean())
+            out["score_kl"] = float(lam * kl.sum(-1).mean())
+        return out
 
     def sft_pref_step(self) -> dict[str, float]:
         d, c = self.data, self.cfg
@@ -245,7 +294,30 @@ class Trainer:
         self._update(pi_loss)
         return {"v_loss": float(v_loss), "q_loss": float(q_loss), "pi_loss": float(pi_loss)}
 
+    def lr_at(self, step: int) -> float:
+        """lr of ``step`` within the run's own phase (BC: 0..bc_steps; P-IQL: 0..steps; SFT/CPL/PPL after BC:
+        bc_steps..steps): a linear warm-up over ``warmup_steps`` (official CPL, after its BC phase), then
+        constant or cosine to 0 at the phase's end (official P-IQL). The BC phase inside a full SFT/CPL/PPL run
+        is always at the constant ``lr``."""
+        c = self.cfg
+        if c.method == "bc":
+            start, end = 0, c.bc_steps
+        elif c.method == "piql":
+            start, end = 0, c.steps
+        elif step < c.bc_steps:
+            return c.lr
+        else:
+            start, end = c.bc_steps, c.steps
+        k = step - start
+        if k < c.warmup_steps:
+            return c.lr * (k + 1) / c.warmup_steps
+        if c.schedule == "cosine":
+            return c.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, k / max(1, end - start))))
+        return c.lr
+
     def _update(self, loss: torch.Tensor) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(self.step)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -254,7 +326,7 @@ class Trainer:
         c = self.cfg
         if c.method == "piql":
             return self.iql_step()
-        if self.step < c.bc_steps:
+        if self.step < c.bc_steps or c.method == "bc":
             return self.bc_step(self.data.sample_steps(c.bc_batch, self.g))
         if c.method == "sft":
             return self.sft_pref_step()
@@ -262,7 +334,7 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        st = {"step": self.step, "evals": self.evals, "policy": self.policy.state_dict(),
+        st = {"step": self.step, "evals": self.evals, "diag_start": self.diag_start, "policy": self.policy.state_dict(),
               "opt": self.opt.state_dict(), "g": self.g.get_state(), "torch_rng": torch.get_rng_state(),
               "config": asdict(self.cfg)}
         if self.cfg.method == "piql":
@@ -271,7 +343,7 @@ class Trainer:
         return st
 
     def load(self, st: dict[str, Any]) -> None:
-        self.step, self.evals = st["step"], st["evals"]
+        self.step, self.evals, self.diag_start = st["step"], st["evals"], st.get("diag_start")
         self.policy.load_state_dict(st["policy"])
         self.opt.load_state_dict(st["opt"])
         self.g.set_state(st["g"])
@@ -342,34 +414,50 @@ def train(cfg: TrainConfig, stop_after: int | None = None, log=print) -> dict[st
         log(f"[train {cfg.method} {dataset_name} s{cfg.seed}] step {tr.step}: success {rate:.2f} "
             f"({time.monotonic() - t0:.1f}s eval)")
 
+    total = cfg.bc_steps if cfg.method == "bc" else cfg.steps
+    if cfg.method == "bc" and cfg.bc_steps < 1:
+        raise ValueError("TrainConfig.bc_steps must be >= 1 for --method bc")
+    contrastive = cfg.method in ("cpl", "ppl")
+    if contrastive and tr.diag_start is None and tr.step == cfg.bc_steps:  # started from a BC policy
+        tr.diag_start = tr.diagnostics()
     t_last, n_last = time.monotonic(), 0
-    todo = range(tr.step, cfg.steps)
+    todo = range(tr.step, total)
     for _ in progress(todo, desc=f"{cfg.method} {dataset_name} s{cfg.seed}", total=len(todo)):
         m = tr.train_step()
         tr.step += 1
         n_last += 1
+        if contrastive and tr.step == cfg.bc_steps:  # the contrastive phase starts from here
+            tr.diag_start = tr.diagnostics()
         if tr.step % cfg.log_every == 0:
             now = time.monotonic()
             _append_jsonl(out / "train_log.jsonl", [{"step": tr.step, **m, "updates_per_s": n_last / (now - t_last)}])
             t_last, n_last = now, 0
-        if tr.step % cfg.eval_every == 0 or tr.step == cfg.steps:
+        if tr.step % cfg.eval_every == 0 or tr.step == total:
             if not tr.evals or tr.evals[-1]["step"] != tr.step:
                 do_eval()
-        if tr.step % cfg.checkpoint_every == 0 or tr.step == cfg.steps:
+        if tr.step % cfg.checkpoint_every == 0 or tr.step == total:
             checkpoint()
-        if stop_after is not None and tr.step >= stop_after and tr.step < cfg.steps:
+        if stop_after is not None and tr.step >= stop_after and tr.step < total:
             checkpoint()
             return None
     if not tr.evals or tr.evals[-1]["step"] != tr.step:  # steps == 0 or resumed at the end
         do_eval()
         checkpoint()
 
-    rows = [make_row("ppl", cfg.method, cfg.model_name, dataset_name, cfg.seed, e["step"], "success", e["success"])
-            for e in tr.evals]
+    row = lambda step, metric, value: make_row("ppl", cfg.run_name or cfg.method, cfg.model_name, dataset_name,  # noqa: E731
+                                               cfg.seed, step, metric, float(value))
+    rows = [row(e["step"], "success", e["success"]) for e in tr.evals]
     final, best = tr.evals[-1]["success"], max(e["success"] for e in tr.evals)
-    rows += [make_row("ppl", cfg.method, cfg.model_name, dataset_name, cfg.seed, -1, "success", final),
-             make_row("ppl", cfg.method, cfg.model_name, dataset_name, cfg.seed, -1, "success_best", best)]
+    rows += [row(-1, "success", final), row(-1, "success_best", best)]
     summary = {"final": final, "best": best, "evals": tr.evals, "data": data.meta}
+    if contrastive:
+        end = tr.diagnostics()
+        summary["diagnostics"] = {"start": tr.diag_start, "end": end}
+        rows += [row(-1, k, v) for k, v in end.items()]
+        rows += [row(cfg.bc_steps, k, v) for k, v in (tr.diag_start or {}).items()]
+    if cfg.method == "bc":
+        torch.save({"policy": tr.policy.state_dict(), "bc_steps": cfg.bc_steps,
+                    "dataset": os.path.abspath(cfg.dataset), "config": asdict(cfg)}, out / "policy.pt")
     write_run(out, rows, config=cfg, seed=cfg.seed, started=started, extra=summary)
     return summary
 
