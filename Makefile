@@ -10,7 +10,7 @@ CONFIG ?= config/config.yaml
 CORES  ?= all
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install reproduce test test-fast lint dry-run clean-work
+.PHONY: install reproduce test test-fast lint dry-run clean-work verify
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ install: $(VENV)/.installed
 
 reproduce: install
 	$(BIN)/snakemake reproduce_all --cores $(CORES) --configfile $(CONFIG)
+
+# Re-run the nano stage from scratch (in work/verify-<tier>) and print each metric's difference from the
+# committed results/<tier>/latest/nano.csv: the cross-machine spread of "the same seed".
+verify: install
+	$(BIN)/python -m repro.verify --config $(CONFIG)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -11,6 +11,16 @@
 if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
+# Rules call `python -m ...`: run them with the interpreter that runs Snakemake (e.g. .venv/bin/snakemake
+# works without activating the venv, even when the system python has no torch).
+import sys as _sys
+
+envvars:
+    "PATH",
+
+
+os.environ["PATH"] = os.path.dirname(_sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
 
 include: "rules/common.smk"
 

@@ -65,6 +65,7 @@ class ReportConfig:
 
 # What each paper's section shows: the headline metric (final, step -1), the baseline method of the
 # effect table, and the per-step metrics drawn as curves.
+LLM_PAPERS = ("entropy_mechanism", "empo", "one_shot_em")
 PAPERS: dict[str, dict] = {
     "entropy_mechanism": {"metric": "acc_greedy", "baseline": "grpo"},
     "empo": {"metric": "acc_greedy", "baseline": "base"},
@@ -207,11 +208,13 @@ class Builder:
         if c.empty:
             return f"_No per-step `{metric}` rows._\n"
         steps = sorted(c["step"].unique())
+        multi_model = c["model"].nunique() > 1
         rows = []
         for (method, model, d), g in sorted(c.groupby(["method", "model", "dataset"])):
-            rows.append([method, model, d] + [cell_text(metric, summarize_cell(g[g["step"] == st], self.st))
-                                              for st in steps])
-        return md_table(["method", "model", "dataset"] + [f"step {st}" for st in steps], rows) + "\n"
+            rows.append([method] + ([model] if multi_model else []) + [d] +
+                        [cell_text(metric, summarize_cell(g[g["step"] == st], self.st)) for st in steps])
+        return md_table(["method"] + (["model"] if multi_model else []) + ["dataset"] + [f"step {st}" for st in steps],
+                        rows) + "\n"
 
     def all_final_table(self, df: pd.DataFrame) -> str:
         """Every final metric, mean over seeds (CI with >= 2 seeds), rows = (method, model, dataset)."""
@@ -477,16 +480,22 @@ class Builder:
         hdf, hnotes = headline_rows(df, spec["metric"], spec["baseline"], spec.get("baseline_from_step0", ()),
                                     spec.get("prefer_step"))
         lines.append(self.differs(name, df, hdf))
+        premise = self.notes.get("premise_short", {}).get(self.cfg.tier)
+        if premise and name in LLM_PAPERS:
+            lines.append(f"> {premise}\n")
         lines.append(f"### Ours: final {label_of(spec['metric'])}\n")
         lines.append(f"Mean over seeds; with ≥ 2 seeds also the {self.st.confidence:.0%} stratified-bootstrap CI "
                      f"of the mean and the number of seeds. `avg` = unweighted mean over the datasets. "
                      f"Where the paper has the same model, method and dataset its number follows (`paper`)."
                      + "".join(f" Note: {n}." for n in hnotes) + "\n")
         lines.append(self.ours_table(hdf, spec["metric"], paper))
-        lines.append("### The paper's numbers\n")
-        lines.append(self.paper_table(name))
         lines.append("### Direction and size of effects: ours vs the paper\n")
         lines.append(self.effects_table(name, hdf, spec["metric"], spec["baseline"]))
+        if name in LLM_PAPERS:
+            lines.append("### What each method elicited: solution styles\n")
+            lines.append(self.styles_table(name, df))
+        if name == "ppl":
+            lines.append(self.ppl_extras(df))
         claims = {"entropy_mechanism": lambda: self.claims_entropy(df),
                   "empo": lambda: self.claims_empo(hdf, spec["metric"]),
                   "one_shot_em": lambda: self.claims_one_shot_em(df, hdf, spec["metric"]),
@@ -495,16 +504,104 @@ class Builder:
             lines.append("Observations on our runs:\n")
             lines += [f"- {c}" for c in claims]
             lines.append("")
-        lines.append("### Seed statistics\n")
-        lines.append(self.seed_stats_table(hdf, [spec["metric"]]))
         if name == "one_shot_em":
             lines.append(f"### Ours: {label_of(spec['metric'])} at each evaluated EM step\n")
             lines.append(self.steps_table(df, spec["metric"]))
         lines.append("### Figures\n")
         lines += self.figures_for(name, df, spec, hdf)
-        lines.append("### All final numbers\n")
-        lines.append(self.all_final_table(df))
+        csv = self.write_final_csv(name, df)
+        lines.append(f"The paper's own numbers, seed statistics (mean, IQM, CIs) and every final metric are in the "
+                     f"[appendix](#appendix-wide-tables) and in [`{csv}`]({csv}).\n")
+        self.appendix.append(self.appendix_for(name, hdf, df, spec))
         return "\n".join(lines)
+
+    def appendix_for(self, name: str, hdf: pd.DataFrame, df: pd.DataFrame, spec: dict) -> str:
+        title = self.notes["papers"][name]["title"]
+        return "\n".join([f"### {title}\n", "#### The paper's numbers\n", self.paper_table(name),
+                          "#### Seed statistics\n", self.seed_stats_table(hdf, [spec["metric"]]),
+                          "#### All final numbers\n", self.all_final_table(df)])
+
+    def write_final_csv(self, name: str, df: pd.DataFrame) -> str:
+        """Every final row of ``name`` as a CSV next to the report (mean, sd and runs over seeds)."""
+        f = final_or_last(df)
+        g = f.groupby(["method", "model", "dataset", "metric"])["value"]
+        out = pd.concat([g.mean().rename("mean"), g.std().rename("sd"), g.count().rename("runs")], axis=1).reset_index()
+        rel = f"{name}_final.csv"
+        atomic_write_text(self.out / rel, out.to_csv(index=False))
+        return rel
+
+    def styles_table(self, name: str, df: pd.DataFrame) -> str:
+        """Base -> method solution-style shares on the main in-distribution set (greedy and T = 1)."""
+        cols = [("style_share_careful_greedy", "careful share, greedy"),
+                ("style_share_careful_greedy_mul", "careful share on × problems, greedy"),
+                ("style_share_careful_t1", "careful share, T = 1"),
+                ("acc_style_careful_t1", "acc. of careful (T = 1)"),
+                ("acc_style_quick_t1", "acc. of quick (T = 1)"),
+                ("acc_greedy", "acc. (greedy)")]
+        f = final_or_last(df)
+        if name == "one_shot_em":  # the EM checkpoints are evaluated at steps: the headline step
+            f = df[(df["step"] == PAPERS[name]["prefer_step"]) | (df["step"] == -1)]
+        ds = "arith_test"
+        nano = self.tables.get("nano")
+        base = nano[(nano["method"] == "base") & (nano["step"] == -1)] if nano is not None else pd.DataFrame()
+        groups = [("base (nano)", base)] if not base.empty else []
+        groups += [(m, f[f["method"] == m]) for m in sorted(set(f["method"])) if m != "base"]
+        rows = []
+        for label, g in groups:
+            g = g[g["dataset"] == ds]
+            if g.empty or "style_share_careful_greedy" not in set(g["metric"]):
+                continue
+            rows.append([label] + [cell_text(m, summarize_cell(g[g["metric"] == m], self.st)) for m, _ in cols])
+        if not rows:
+            return "_No style diagnostics in this table (models without the nano testbed's style markers)._\n"
+        note = (f"`{ds}`, mean over seeds [CI]; shares and accuracies in %. The styles are classified by "
+                f"benchmarks.arith.styles.classify (the marker a completion starts with).")
+        if name == "one_shot_em":
+            note += f" EM rows: the checkpoint at step {PAPERS[name]['prefer_step']}."
+        return md_table(["method"] + [c for _, c in cols], rows) + "\n\n" + note + "\n"
+
+    def ppl_extras(self, df: pd.DataFrame) -> str:
+        """BC start -> each method, the preference-logit diagnostics, and the alpha / KL-weight sweep."""
+        out = []
+        f = final_rows(df, "success")
+        sweep = sorted(m for m in set(f["method"]) if "_a" in m)
+        main = f[~f["method"].isin(sweep)]
+        if "bc" in set(main["method"]):
+            out.append("### From the shared BC start\n")
+            rows = []
+            kinds = sorted(main["dataset"].str.split("/").str[-1].unique())
+            for m in ["bc"] + sorted(set(main["method"]) - {"bc"}):
+                row = [m]
+                for k in kinds:
+                    g = main[(main["method"] == m) & main["dataset"].str.endswith("/" + k)]
+                    s = summarize_macro(g, sorted(g["dataset"].unique()), self.st) if not g.empty else None
+                    row.append(cell_text("success", s))
+                rows.append(row)
+            out.append(md_table(["method"] + [f"{k}: success, mean over tasks [CI]" for k in kinds], rows) + "\n")
+        diag = df[(df["step"] == -1) & df["metric"].isin(["logit_sat_frac", "logit_abs_mean", "score_logp", "score_kl"])
+                  & ~df["method"].isin(sweep)]
+        if not diag.empty:
+            out.append("### Preference-logit diagnostics at the end of training\n")
+            rows = []
+            for m, g in sorted(diag.groupby("method")):
+                rows.append([m] + [cell_text(k, summarize_cell(g[g["metric"] == k], self.st)) if k in set(g["metric"])
+                                   else "–" for k in ("logit_sat_frac", "logit_abs_mean", "score_logp", "score_kl")])
+            out.append(md_table(["method", "share of |logit| > 5", "mean |logit|", "α Σ log π (PPL)",
+                                 "λ Σ KL (PPL)"], rows) + "\n\nPooled over tasks, kinds and seeds.\n")
+        if sweep:
+            out.append("### The alpha / KL-weight sweep (a task that is not reported)\n")
+            rows = []
+            sw = f[f["method"].isin(sweep)]
+            sat = df[(df["step"] == -1) & (df["metric"] == "logit_sat_frac") & df["method"].isin(sweep)]
+            for (m, d), g in sorted(sw.groupby(["method", "dataset"])):
+                sg = sat[(sat["method"] == m) & (sat["dataset"] == d)]
+                rows.append([m, d, cell_text("success", summarize_cell(g, self.st)),
+                             cell_text("logit_sat_frac", summarize_cell(sg, self.st)) if not sg.empty else "–"])
+            out.append(md_table(["sweep point", "dataset", "success", "share of |logit| > 5"], rows) + "\n\n"
+                       "`cpl_a<α>`: CPL at α; `ppl_a<α>_k<r>`: PPL at α with KL weight λ = r·α (r = 1: the regret "
+                       "derivation). The values used for the reported tasks were fixed from this sweep before the "
+                       "final run (rule in config/config.yaml, section ppl).\n")
+        return "\n".join(out)
 
     def nano_section(self) -> str:
         df = self.tables.get("nano")
@@ -513,11 +610,54 @@ class Builder:
             lines.append(NOT_RUN.format(table="nano", results=self.cfg.results) if df is None else
                          f"**no rows** — `nano.csv` in `{self.cfg.results}` is empty.")
             return "\n".join(lines) + "\n"
-        lines.append("The ~1M-parameter model every CPU-tier LLM stage starts from, evaluated before any RL "
-                     "(greedy = `acc_greedy`; 8 samples at T = 1: `acc_t1`, `pass@8_t1`, `maj@8_t1`, "
-                     "`entropy_t1`).\n")
-        lines.append(self.all_final_table(final_or_last(df)))
+        premise = self.notes.get("premise", {}).get(self.cfg.tier)
+        if premise:
+            lines.append(f"> {premise}\n")
+        lines.append("The ~1M-parameter model every CPU-tier LLM stage starts from, evaluated before any method "
+                     "(greedy; 8 samples at T = 1). The rows below are the premises the methods need: a reliable "
+                     "style used only part of the time (a, b), lower token entropy when correct (c, One-shot EM's "
+                     "premise) and majority vote above greedy (d, EMPO's premise).\n")
+        f = final_or_last(df)
+        base = f[f["method"] == "base"]
+        shown = [("acc_greedy", "accuracy, greedy"), ("acc_t1", "accuracy, T = 1 (pass@1)"),
+                 ("pass@8_t1", "(b) pass@8, T = 1"), ("maj@8_t1", "(d) maj@8, T = 1"),
+                 ("style_share_quick_greedy_mul", "(a) quick share, greedy, × problems"),
+                 ("style_share_careful_greedy_plain", "careful share, greedy, problems without ×"),
+                 ("style_share_careful_t1", "(b) careful share, T = 1"),
+                 ("acc_style_careful_t1", "accuracy of careful completions, T = 1"),
+                 ("acc_style_quick_t1", "accuracy of quick completions, T = 1"),
+                 ("entropy_correct_t1", "(c) mean token entropy, correct (nats)"),
+                 ("entropy_wrong_t1", "(c) mean token entropy, wrong (nats)")]
+        datasets = sorted(d for d in base["dataset"].unique() if d != "macro")
+        rows = []
+        for m, label in shown:
+            if m not in set(base["metric"]):
+                continue
+            rows.append([label] + [cell_text(m, summarize_cell(base[(base["metric"] == m) & (base["dataset"] == d)],
+                                                               self.st)) for d in datasets])
+        lines.append(md_table(["premise metric"] + datasets, rows) + "\n")
+        sft = f[f["method"] == "sft"]
+        if not sft.empty:
+            get = lambda m: sft[sft["metric"] == m]["value"].mean()  # noqa: E731
+            lines.append(f"SFT: {int(get('parameters')):,} parameters, final loss {get('sft_loss_final'):.4f}, "
+                         f"{get('train_seconds') / 60:.1f} min.\n")
+        csv = self.write_final_csv("nano", df)
+        lines.append(f"Every metric: the [appendix](#appendix-wide-tables) and [`{csv}`]({csv}).\n")
+        self.appendix.append("\n".join(["### The nano testbed\n", "#### All final numbers\n",
+                                         self.all_final_table(f)]))
         return "\n".join(lines)
+
+    def claims_section(self) -> str:
+        from repro.report.claims import judge_all, markdown
+
+        verdicts = judge_all(self.tables, self.st.reps, self.st.confidence, self.st.seed)
+        titles = {"entropy_mechanism": "Entropy Mechanism", "empo": "EMPO", "one_shot_em": "One-shot EM", "ppl": "PPL"}
+        return ("## Claims at a glance\n\nEach paper's headline claims, tested on our committed tables "
+                "(repro/report/claims.py): `reproduced` when the 95% bootstrap CI of our effect lies on the "
+                "claimed side of the threshold, `not reproduced` when it lies on the other side, `inconclusive` "
+                "when it contains the threshold; `n` = runs (seeds, or seeds x tasks), a single run gives a point "
+                "estimate. LLM effects are on `arith_test` (greedy), PPL effects on the heterogeneous datasets.\n\n"
+                + markdown(verdicts, titles))
 
     def provenance_section(self) -> str:
         prov = provenance(self.tables)
@@ -597,8 +737,10 @@ class Builder:
                 f"{self.st.confidence:.0%} confidence interval from a stratified bootstrap over seeds "
                 f"(Agarwal et al. 2021, rliable's percentile method; {self.st.reps} replicates, seed {self.st.seed}) "
                 "wherever there are at least 2 seeds. `–` = no value.", ""]
-        body = [self.provenance_section(), self.nano_section()]
-        body += [self.paper_section(name) for name in PAPERS]
+        self.appendix = []
+        sections = [self.nano_section()] + [self.paper_section(name) for name in PAPERS]
+        body = [self.claims_section(), self.provenance_section()] + sections
+        body += ["## Appendix: wide tables\n"] + self.appendix
         md = "\n".join(head + body).rstrip() + "\n"
         _atomic_write(self.out / "report.md", md)
         _atomic_write(self.out / "report.html", render_html(md, f"Reproduction report — {self.cfg.tier}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-_PERCENT = re.compile(r"^(val_)?(acc|pass@|maj@|avg@|success|frac_)")
+_PERCENT = re.compile(r"^(val_)?(acc|pass@|maj@|avg@|success|frac_|style_share_|logit_sat_frac)")
 
 UNITS = {
     "entropy": "nats / token",
@@ -17,6 +17,8 @@ UNITS = {
     "logit_skewness": "skewness, unitless",
     "cov": "covariance, unitless",
     "cov_mean": "covariance, unitless",
+    "entropy_correct_t1": "nats / token",
+    "entropy_wrong_t1": "nats / token",
 }
 
 

@@ -1,0 +1,288 @@
+"""The papers' headline claims as data: claim -> measured effect, comparison, threshold -> verdict.
+
+Each :class:`Claim` names the table it reads, says the claim in words, quotes the paper's effect, and has an
+``effect`` function that returns the per-run values of our effect grouped in strata (datasets or MetaWorld
+tasks; runs = seeds), e.g. GRPO minus base accuracy per seed. :func:`judge` turns them into a verdict:
+
+* ``reproduced``: the 95% stratified-bootstrap CI of the mean effect lies on the claimed side of the threshold;
+* ``not reproduced``: the CI lies on the other side;
+* ``inconclusive``: the CI contains the threshold.
+
+With a single run there is no CI: the verdict then comes from the point estimate and says so (``n = 1``).
+``kind="within"`` claims (the early law fit predicting the ceiling) need the CI inside ``(-threshold,
+threshold)``; ``kind="not_below"`` claims (no method below its BC start) fail only when the CI lies below 0.
+A new claim is one entry in :data:`CLAIMS`; the report renders the list as its first table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from repro import stats
+
+Tables = dict[str, pd.DataFrame | None]
+Strata = list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class Claim:
+    paper: str  # table the effect is read from
+    text: str  # the claim in words
+    paper_effect: str  # what the paper reports
+    effect: Callable[[Tables], Strata | None]  # our effect: per-run values in strata, None if not measurable
+    threshold: float = 0.0
+    kind: str = "greater"  # greater | less | within | not_below
+    unit: str = "pp"  # pp (x100 for display) | ratio | nats | raw
+    why_not: Callable[[Tables], str] | None = None  # a measured reason, shown when not reproduced
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: Claim
+    mean: float | None
+    ci: tuple[float, float] | None
+    n_runs: int
+    verdict: str  # reproduced | not reproduced | inconclusive | not run
+    reason: str
+
+
+# ----------------------------------------------------------------------------------------------- table access
+def _rows(t: Tables, table: str, method: str, metric: str, dataset: str | None = None,
+          step: int = -1) -> pd.DataFrame:
+    df = t.get(table)
+    if df is None or df.empty:
+        return pd.DataFrame(columns=["seed", "dataset", "value"])
+    sel = (df["method"] == method) & (df["metric"] == metric) & (df["step"] == step)
+    if dataset is not None:
+        sel &= df["dataset"] == dataset
+    return df[sel]
+
+
+def per_seed(t: Tables, table: str, method: str, metric: str, dataset: str | None = None,
+             step: int = -1) -> dict[int, float]:
+    """{seed: value} of one method/metric/dataset/step (mean over datasets when ``dataset`` is None)."""
+    r = _rows(t, table, method, metric, dataset, step)
+    r = r[r["seed"] >= 0]  # (load_table stores "no seed" -- pooled fits -- as -1)
+    return {int(s): float(g["value"].mean()) for s, g in r.groupby("seed")}
+
+
+def last_step(t: Tables, table: str, method: str, metric: str, dataset: str | None = None) -> dict[int, float]:
+    """{seed: value} at the final row (step -1), else at the last evaluated step of each seed."""
+    fin = per_seed(t, table, method, metric, dataset)
+    if fin:
+        return fin
+    df = t.get(table)
+    if df is None or df.empty:
+        return {}
+    r = df[(df["method"] == method) & (df["metric"] == metric) & (df["seed"] >= 0) & (df["step"] >= 0)]
+    if dataset is not None:
+        r = r[r["dataset"] == dataset]
+    return {int(s): float(g[g["step"] == g["step"].max()]["value"].mean()) for s, g in r.groupby("seed")}
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> np.ndarray:
+    """a - b on the seeds both have; b with one run (e.g. the base model) is subtracted from every seed of a."""
+    if len(b) == 1 and len(a) >= 1:
+        (only,) = b.values()
+        return np.array([v - only for _, v in sorted(a.items())])
+    common = sorted(set(a) & set(b))
+    return np.array([a[s] - b[s] for s in common])
+
+
+def _one(values: np.ndarray) -> Strata | None:
+    return [values] if values.size else None
+
+
+def diff(table: str, method: str, base: str, metric: str, dataset: str | None, step_a: int = -1,
+         step_b: int = -1, base_table: str | None = None) -> Callable[[Tables], Strata | None]:
+    """Effect = method - base per seed (paired by seed; a one-run base is subtracted from every seed)."""
+    return lambda t: _one(paired(per_seed(t, table, method, metric, dataset, step_a),
+                                 per_seed(t, base_table or table, base, metric, dataset, step_b)))
+
+
+def ratio(table: str, method: str, num: str, den: str) -> Callable[[Tables], Strata | None]:
+    def f(t):
+        a, b = per_seed(t, table, method, num), per_seed(t, table, method, den)
+        common = sorted(set(a) & set(b))
+        return _one(np.array([a[s] / b[s] for s in common if b[s]]))
+    return f
+
+
+def value(table: str, method: str, metric: str, pooled: bool = True) -> Callable[[Tables], Strata | None]:
+    """A fitted quantity: the pooled row (seed empty) or the per-seed rows."""
+    def f(t):
+        r = _rows(t, table, method, metric)
+        r = r[r["seed"] < 0] if pooled else r[r["seed"] >= 0]
+        return _one(r["value"].to_numpy(dtype=float))
+    return f
+
+
+def ppl_diff(method: str, base: str, kind: str = "heterogeneous") -> Callable[[Tables], Strata | None]:
+    """Per MetaWorld task (a stratum): method - base final success, paired by seed, on ``kind`` datasets."""
+    def f(t):
+        df = t.get("ppl")
+        if df is None or df.empty:
+            return None
+        out = []
+        for ds in sorted(d for d in df["dataset"].unique() if d.endswith("/" + kind)):
+            v = paired(per_seed(t, "ppl", method, "success", ds), per_seed(t, "ppl", base, "success", ds))
+            if v.size:
+                out.append(v)
+        return out or None
+    return f
+
+
+def early_ceiling_gap(t: Tables) -> Strata | None:
+    """Early-fit ceiling minus GRPO's final validation accuracy, per seed (both on the validation split)."""
+    ceil = per_seed(t, "entropy_mechanism", "grpo", "law_early_ceiling")
+    df = t.get("entropy_mechanism")
+    if df is None or not ceil:
+        return None
+    v = df[(df["method"] == "grpo") & (df["metric"] == "val_acc") & (df["step"] >= 0)]
+    last = {int(s): float(g.sort_values("step")["value"].iloc[-1]) for s, g in v.groupby("seed")}
+    return _one(paired(ceil, last))
+
+
+# ------------------------------------------------------------------------------------------ measured reasons
+def _em_reason(t: Tables) -> str:
+    c0 = per_seed(t, "one_shot_em", "one_shot_em", "style_share_careful_greedy", "arith_test", 0)
+    c10 = per_seed(t, "one_shot_em", "one_shot_em", "style_share_careful_greedy", "arith_test", 10)
+    if not c0 or not c10:
+        return ""
+    return (f"EM sharpens the selected prompt's majority style: greedy `careful` share on arith_test "
+            f"{100 * np.mean(list(c0.values())):.0f}% at step 0 -> {100 * np.mean(list(c10.values())):.0f}% at step 10 "
+            f"(the variance-selected prompt's T_s samples are mostly `quick`)")
+
+
+def _law_reason(t: Tables) -> str:
+    g = early_ceiling_gap(t)
+    if not g:
+        return ""
+    return (f"the fit on the first 15% of points (accuracy still rising steeply) over-extrapolates: "
+            f"early ceiling - final accuracy = {100 * float(np.mean(g[0])):+.0f} pp")
+
+
+def _skew_reason(t: Tables) -> str:
+    a = per_seed(t, "one_shot_em", "one_shot_em", "logit_skewness")
+    b = per_seed(t, "one_shot_em", "base", "logit_skewness")
+    if not a or not b:
+        return ""
+    return (f"skewness {np.mean(list(b.values())):.3f} (base) vs {np.mean(list(a.values())):.3f} (EM): the nano model's "
+            f"logits are already highly skewed and EM on one prompt barely moves them")
+
+
+def _ppl_reason(method: str, base: str) -> Callable[[Tables], str]:
+    def f(t):
+        s = ppl_diff(method, base)(t)
+        if not s:
+            return ""
+        per_task = ", ".join(f"{100 * float(np.mean(x)):+.0f}" for x in s)
+        return f"per-task mean differences (pp): {per_task}; success varies strongly between checkpoints of one run"
+    return f
+
+
+# ----------------------------------------------------------------------------------------------------- claims
+EM, EP, OS, PP = "entropy_mechanism", "empo", "one_shot_em", "ppl"
+CLAIMS: list[Claim] = [
+    Claim(EM, "GRPO: policy entropy collapses (final / initial < 0.5)",
+          "entropy falls steeply early (~73% of the drop in the first 1/12 of training)",
+          ratio(EM, "grpo", "entropy_final", "entropy_initial"), 0.5, "less", "ratio"),
+    Claim(EM, "GRPO: accuracy rises as entropy falls, R = -a exp(H) + b with a > 0", "a > 0 on every model",
+          value(EM, "grpo", "law_a"), 0.0, "greater", "raw"),
+    Claim(EM, "The law fitted on the first 15% of training predicts the final accuracy (within 5 pp)",
+          "early-fit predictions match the later trajectory",
+          early_ceiling_gap, 0.05, "within", "pp", _law_reason),
+    Claim(EM, "Clip-Cov keeps entropy higher than GRPO", "entropy stays above GRPO's",
+          diff(EM, "clip_cov", "grpo", "entropy_final", None), 0.0, "greater", "nats"),
+    Claim(EM, "KL-Cov keeps entropy higher than GRPO", "entropy stays above GRPO's",
+          diff(EM, "kl_cov", "grpo", "entropy_final", None), 0.0, "greater", "nats"),
+    Claim(EM, "Clip-Cov beats GRPO in accuracy", "+1.8 pp (7B), +4.5 pp (32B), avg of 7 sets",
+          diff(EM, "clip_cov", "grpo", "acc_greedy", "arith_test")),
+    Claim(EM, "KL-Cov beats GRPO in accuracy", "+2.0 pp (7B), +6.4 pp (32B), avg of 7 sets",
+          diff(EM, "kl_cov", "grpo", "acc_greedy", "arith_test")),
+    Claim(EP, "EMPO (no labels) improves on the base model", "+9.6 pp (1.5B), +17.9 pp (7B), avg of 5 sets",
+          diff(EP, "empo", "base", "acc_greedy", "arith_test")),
+    Claim(EP, "EMPO is within 5 pp of GRPO with gold labels", "-0.2 pp (1.5B), -0.1 pp (7B)",
+          diff(EP, "empo", "grpo", "acc_greedy", "arith_test"), -0.05, "greater"),
+    Claim(OS, "One-shot EM: accuracy after ~10 steps above the start", "+24.7 pp avg of 4 sets (Qwen2.5-Math-7B)",
+          diff(OS, "one_shot_em", "one_shot_em", "acc_greedy", "arith_test", 10, 0), 0.0, "greater", "pp",
+          _em_reason),
+    Claim(OS, "EM then RL ends at least as high as RL then EM", "EM->RL keeps the gain, RL->EM degrades",
+          lambda t: _one(paired(last_step(t, OS, "em_then_rl", "acc_greedy", "arith_test"),
+                                last_step(t, OS, "rl_then_em", "acc_greedy", "arith_test"))), 0.0, "greater"),
+    Claim(OS, "EM makes the logits more right-skewed", "skewness rises after EM (and falls after RL)",
+          diff(OS, "one_shot_em", "base", "logit_skewness", None), 0.0, "greater", "raw", _skew_reason),
+    Claim(PP, "PPL >= CPL on heterogeneous datasets", "PPL > CPL, clearest on heterogeneous data",
+          ppl_diff("ppl", "cpl"), 0.0, "greater", "pp", _ppl_reason("ppl", "cpl")),
+    Claim(PP, "CPL >= SFT on heterogeneous datasets", "CPL > SFT on MetaWorld with dense preferences (CPL paper)",
+          ppl_diff("cpl", "sft"), 0.0, "greater", "pp", _ppl_reason("cpl", "sft")),
+    Claim(PP, "CPL >= P-IQL on heterogeneous datasets", "CPL >= P-IQL on most MetaWorld tasks (CPL paper)",
+          ppl_diff("cpl", "piql"), 0.0, "greater", "pp", _ppl_reason("cpl", "piql")),
+    *[Claim(PP, f"{m.upper() if m != 'piql' else 'P-IQL'} does not end below its BC start (heterogeneous)",
+            "preference fine-tuning improves on BC", ppl_diff(m, "bc"), 0.0, "not_below", "pp", _ppl_reason(m, "bc"))
+      for m in ("cpl", "piql", "ppl")],
+]
+
+
+# ---------------------------------------------------------------------------------------------------- judging
+def judge(claim: Claim, tables: Tables, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> Verdict:
+    """The verdict of one claim on the tables (see the module docstring)."""
+    strata = claim.effect(tables)
+    strata = [np.asarray(s, dtype=float)[np.isfinite(s)] for s in strata] if strata else None
+    strata = [s for s in strata if s.size] if strata else None
+    if not strata:
+        return Verdict(claim, None, None, 0, "not run", "")
+    summ = stats.summarize(strata, reps, confidence, seed)
+    lo, hi = (summ.ci_low, summ.ci_high) if summ.ci_low is not None else (summ.mean, summ.mean)
+    t = claim.threshold
+    if claim.kind == "greater":
+        v = "reproduced" if lo > t else "not reproduced" if hi < t else "inconclusive"
+    elif claim.kind == "less":
+        v = "reproduced" if hi < t else "not reproduced" if lo > t else "inconclusive"
+    elif claim.kind == "within":
+        v = "reproduced" if -t < lo and hi < t else "not reproduced" if hi < -t or lo > t else "inconclusive"
+    elif claim.kind == "not_below":
+        v = "not reproduced" if hi < t else "reproduced"
+    else:
+        raise ValueError(f"claim {claim.text!r}: unknown kind {claim.kind!r}")
+    if summ.ci_low is None and v == "inconclusive":  # a point estimate on the threshold itself
+        v = "inconclusive"
+    reason = claim.why_not(tables) if (v != "reproduced" and claim.why_not) else ""
+    return Verdict(claim, summ.mean, None if summ.ci_low is None else (lo, hi), summ.n_runs, v, reason)
+
+
+def judge_all(tables: Tables, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> list[Verdict]:
+    return [judge(c, tables, reps, confidence, seed) for c in CLAIMS]
+
+
+def _fmt(x: float, unit: str) -> str:
+    if unit == "pp":
+        return f"{100 * x:+.1f} pp"
+    if unit == "ratio":
+        return f"{x:.2f}"
+    return f"{x:+.3f}" if unit == "nats" else f"{x:.3g}"
+
+
+def effect_text(v: Verdict) -> str:
+    if v.mean is None:
+        return "–"
+    u = v.claim.unit
+    ci = f" [{_fmt(v.ci[0], u)}, {_fmt(v.ci[1], u)}]" if v.ci else ""
+    return f"{_fmt(v.mean, u)}{ci} (n={v.n_runs})"
+
+
+def markdown(verdicts: list[Verdict], titles: dict[str, str]) -> str:
+    """The claims table: paper, claim, the paper's effect, ours with CI and runs, verdict, measured reason."""
+    rows = ["| paper | claim | paper's effect | ours (95% CI, runs) | verdict | measured reason |",
+            "|---|---|---|---|---|---|"]
+    for v in verdicts:
+        cells = [titles.get(v.claim.paper, v.claim.paper), v.claim.text, v.claim.paper_effect, effect_text(v),
+                 v.verdict if v.verdict == "not run" else f"**{v.verdict}**",
+                 v.reason or ("" if v.verdict == "reproduced" else "–")]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in ("reproduced", "not reproduced", "inconclusive", "not run")}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return "\n".join(rows) + f"\n\n{len(verdicts)} claims: {summary}.\n"

@@ -1,0 +1,74 @@
+"""The declarative claims (repro/report/claims.py): effects from tables, verdicts from bootstrap CIs."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from repro.report import claims as C
+from repro.report.tables import TABLES
+
+
+def _table(rows):
+    return pd.DataFrame(rows, columns=["paper", "method", "model", "dataset", "seed", "step", "metric", "value"])
+
+
+def _em(grpo, base):
+    """entropy_mechanism-like rows: grpo per seed and a one-run base."""
+    rows = [("x", "grpo", "m", "arith_test", s, -1, "acc_greedy", v) for s, v in enumerate(grpo)]
+    rows += [("x", "base", "m", "arith_test", 0, -1, "acc_greedy", base)]
+    return {"t": _table(rows)}
+
+
+@pytest.mark.parametrize("grpo,base,verdict", [
+    ([0.90, 0.91, 0.92], 0.40, "reproduced"),
+    ([0.30, 0.31, 0.29], 0.40, "not reproduced"),
+    ([0.35, 0.45, 0.40], 0.40, "inconclusive"),
+])
+def test_greater_claim_verdicts_follow_the_ci(grpo, base, verdict):
+    claim = C.Claim("t", "grpo beats base", "+", C.diff("t", "grpo", "base", "acc_greedy", "arith_test"))
+    v = C.judge(claim, _em(grpo, base), reps=500)
+    assert v.verdict == verdict
+    assert v.n_runs == 3 and v.mean == pytest.approx(np.mean(grpo) - base)
+    assert v.ci[0] <= v.mean <= v.ci[1]
+
+
+def test_one_run_gives_a_point_estimate_and_missing_rows_not_run():
+    claim = C.Claim("t", "grpo beats base", "+", C.diff("t", "grpo", "base", "acc_greedy", "arith_test"))
+    v = C.judge(claim, _em([0.9], 0.4))
+    assert v.verdict == "reproduced" and v.ci is None and v.n_runs == 1
+    assert C.judge(claim, {"t": None}).verdict == "not run"
+    assert "n=1" in C.effect_text(v)
+
+
+def test_less_within_and_not_below_kinds():
+    t = {"t": _table([("x", "a", "m", "d", s, -1, "r", v) for s, v in enumerate([0.2, 0.25, 0.22])])}
+    eff = C.value("t", "a", "r", pooled=False)
+    assert C.judge(C.Claim("t", "", "", eff, 0.5, "less", "ratio"), t).verdict == "reproduced"
+    assert C.judge(C.Claim("t", "", "", eff, 0.1, "less", "ratio"), t).verdict == "not reproduced"
+    assert C.judge(C.Claim("t", "", "", eff, 0.3, "within"), t).verdict == "reproduced"
+    assert C.judge(C.Claim("t", "", "", eff, 0.1, "within"), t).verdict == "not reproduced"
+    neg = {"t": _table([("x", "a", "m", "d", s, -1, "r", -v) for s, v in enumerate([0.2, 0.25, 0.22])])}
+    assert C.judge(C.Claim("t", "", "", eff, 0.0, "not_below"), neg).verdict == "not reproduced"
+    assert C.judge(C.Claim("t", "", "", eff, 0.0, "not_below"), t).verdict == "reproduced"
+    with pytest.raises(ValueError, match="unknown kind"):
+        C.judge(C.Claim("t", "", "", eff, 0.0, "sideways"), t)
+
+
+def test_ppl_effects_are_stratified_by_task_and_paired_by_seed():
+    rows = []
+    for task, (cpl, ppl) in {"door-open": ([0.5, 0.6], [0.7, 0.8]), "sweep-into": ([0.2, 0.1], [0.2, 0.2])}.items():
+        for s in range(2):
+            rows.append(("ppl", "cpl", "g", f"{task}/heterogeneous", s, -1, "success", cpl[s]))
+            rows.append(("ppl", "ppl", "g", f"{task}/heterogeneous", s, -1, "success", ppl[s]))
+            rows.append(("ppl", "ppl", "g", f"{task}/homogeneous", s, -1, "success", 0.0))  # other kind: ignored
+    strata = C.ppl_diff("ppl", "cpl")({"ppl": _table(rows)})
+    assert len(strata) == 2
+    np.testing.assert_allclose(strata[0], [0.2, 0.2])
+    np.testing.assert_allclose(strata[1], [0.0, 0.1])
+
+
+def test_every_paper_has_claims_and_the_real_claims_run_on_empty_tables():
+    assert {c.paper for c in C.CLAIMS} == {"entropy_mechanism", "empo", "one_shot_em", "ppl"} <= set(TABLES)
+    verdicts = C.judge_all({t: None for t in TABLES})
+    assert all(v.verdict == "not run" for v in verdicts)
+    md = C.markdown(verdicts, {})
+    assert md.count("\n| ") == len(C.CLAIMS) and md.startswith("| paper |") and "not run" in md
