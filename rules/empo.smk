@@ -47,6 +47,7 @@ def empo_seeds_of(method):
 
 rule empo_base_eval:
     """Evaluate the untrained starting model (method base)."""
+    priority: 10
     input:
         empo_local_inputs,
     output:
@@ -72,6 +73,7 @@ rule empo_base_eval:
 
 rule empo_grpo:
     """GRPO with gold rewards, the same budget as EMPO; the model is kept for one_shot_em's order/skewness."""
+    priority: 10
     input:
         empo_local_inputs,
     output:
@@ -94,6 +96,7 @@ rule empo_grpo:
 
 rule empo_train:
     """EMPO (semantic-entropy reward, no labels) and its delta_high sweep."""
+    priority: 10
     input:
         empo_local_inputs,
     output:
@@ -117,6 +120,7 @@ rule empo_train:
 
 rule empo_curves:
     """Semantic entropy and fraction of filtered prompts per step, as result rows."""
+    priority: 10
     input:
         work("empo", "{model}", "{method}", "seed{seed}", "train_log.jsonl"),
     output:
@@ -138,6 +142,7 @@ rule empo_curves:
 
 rule empo_bench:
     """Reward computation time, serial vs pool (not part of the table)."""
+    priority: 10
     output:
         work("perf", "empo", "bench.json"),
     log:

@@ -37,6 +37,7 @@ def entmech_train_args(method, model, seed):
 
 rule entmech_train:
     """One (model, method, seed) RL run with the method's policy loss and the verifiable reward."""
+    priority: 10
     input:
         entmech_local_inputs,
     output:
@@ -62,6 +63,7 @@ rule entmech_train:
 
 rule entmech_law:
     """Fit R = -a exp(H) + b on one method's runs (all seeds pooled) + the early-fit extrapolation per seed."""
+    priority: 10
     input:
         lambda wc: [work("entropy_mechanism", wc.model, wc.method, f"seed{s}", "train_log.jsonl")
                     for s in ENTMECH["seeds"]],
@@ -86,6 +88,7 @@ rule entmech_law:
 
 rule entmech_bench:
     """Step time of each loss vs grpo_loss (nano-sized model) and the losses alone (not part of the table)."""
+    priority: 10
     output:
         work("perf", "entropy_mechanism", "bench.json"),
     log:

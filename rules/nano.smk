@@ -24,6 +24,7 @@ NANO_RUNS = [f"{NANO_EVAL_DIR}/metrics.json", f"{NANO_MODEL_DIR}/metrics.json"]
 
 rule nano_data:
     """The arithmetic task's six splits (deterministic in config nano.data)."""
+    priority: 100
     output:
         list(NANO_DATA.values()),
     log:
@@ -39,6 +40,7 @@ rule nano_data:
 
 rule nano_sft:
     """SFT of a fresh nano Qwen2 model on arith_sft (held-out greedy checks on arith_rl_train)."""
+    priority: 100
     input:
         sft=NANO_DATA["sft"],
         heldout=NANO_DATA["rl_train"],
@@ -66,6 +68,7 @@ rule nano_sft:
 
 rule nano_eval:
     """Baseline of the nano model through the math harness (greedy + 8 samples at T=1 on the CPU tiers)."""
+    priority: 100
     input:
         model=NANO_MODEL,
         data=[f"{NANO_DATA_DIR}/{name}.jsonl" for name in NANO["eval"]["datasets"]],

@@ -55,6 +55,7 @@ def osem_em_args(method, model, seed):
 
 rule osem_select:
     """Pick the one prompt from the pool by the variance of k graded samples (at EM's T_s unless set)."""
+    priority: 10
     input:
         lambda wc: [work("nano", "model", "model.safetensors")] if OSEM["models"][wc.model] == "nano" else [],
     output:
@@ -75,6 +76,7 @@ rule osem_select:
 
 rule osem_train:
     """Entropy minimisation on the one prompt (main runs, temperature sweep, RL->EM)."""
+    priority: 10
     input:
         osem_local_inputs,
         lambda wc: [work("empo", wc.model, "grpo", f"seed{wc.seed}", "model")] if wc.method == "rl_then_em" else [],
@@ -111,6 +113,7 @@ def osem_em_then_rl_args(model, seed):
 
 rule osem_em_then_rl:
     """GRPO (same budget as the empo stage's baseline) starting from the EM checkpoint."""
+    priority: 10
     input:
         work("one_shot_em", "{model}", "one_shot_em", "seed{seed}", "checkpoints"),
     output:
@@ -150,6 +153,7 @@ def osem_skew_model(which, model, seed):
 
 rule osem_skewness:
     """Mean scipy skewness of full-vocab logits per generated step (20 prompts, T = 0.6)."""
+    priority: 10
     input:
         lambda wc: osem_skew_model(wc.which, wc.model, int(wc.seed))[1],
     output:
