@@ -10,7 +10,7 @@ CONFIG ?= config/config.yaml
 CORES  ?= all
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install reproduce test test-fast lint dry-run clean-work verify
+.PHONY: install reproduce test test-fast lint dry-run clean-work verify gpu-smoke
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ reproduce: install
 # committed results/<tier>/latest/nano.csv: the cross-machine spread of "the same seed".
 verify: install
 	$(BIN)/python -m repro.verify --config $(CONFIG)
+
+# The paper tier's GPU code paths in minutes on one GPU (skips with a message without CUDA).
+gpu-smoke: install
+	$(BIN)/python -m repro.gpu_smoke
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -22,6 +22,26 @@ envvars:
 os.environ["PATH"] = os.path.dirname(_sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
+# GPU accounting (issue 17): a local run on a machine with GPUs caps the `gpu` resource at the GPUs it has
+# unless `--resources gpu=N` says otherwise, so two 8-GPU jobs never start together (without a cap Snakemake
+# treats an undeclared resource as unlimited). Cluster executors schedule GPUs per job; CPU machines need none.
+def _local_gpus():
+    import subprocess as _sp
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        out = _sp.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, _sp.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+if workflow.local_exec and "gpu" not in workflow.global_resources and _local_gpus() > 0:
+    workflow.register_resource("gpu", _local_gpus())
+
+
 include: "rules/common.smk"
 
 STAGES = ["data", "nano", "math_eval", "entropy_mechanism", "empo", "one_shot_em", "metaworld", "ppl"]

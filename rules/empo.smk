@@ -30,7 +30,7 @@ def empo_local_inputs(wc):
     return deps
 
 
-from methods.empo.experiments import empo_methods, seeds_for as empo_seeds, train_rl_args as _empo_args
+from methods.empo.experiments import empo_methods, launcher as _empo_launcher, seeds_for as empo_seeds, train_rl_args as _empo_args
 
 EMPO_METHODS = empo_methods(EMPO)
 
@@ -86,12 +86,13 @@ rule empo_grpo:
         log_path("empo", "{model}", "grpo", "seed{seed}"),
     params:
         args=lambda wc: cli(empo_train_args("grpo", wc.model, int(wc.seed))),
+        launcher=_empo_launcher(EMPO),
     resources:
         gpu=lambda wc: gpus("empo"),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "python -m methods.engine.train_rl {params.args} > {log} 2>&1"
+        "{params.launcher} {params.args} > {log} 2>&1"
 
 
 rule empo_train:
@@ -110,12 +111,13 @@ rule empo_train:
         method="empo(_dh[0-9.e+-]+)?",
     params:
         args=lambda wc: cli(empo_train_args(wc.method, wc.model, int(wc.seed))),
+        launcher=_empo_launcher(EMPO),
     resources:
         gpu=lambda wc: gpus("empo"),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "python -m methods.engine.train_rl {params.args} > {log} 2>&1"
+        "{params.launcher} {params.args} > {log} 2>&1"
 
 
 rule empo_curves:

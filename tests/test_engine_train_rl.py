@@ -143,3 +143,48 @@ def test_rollouts_see_the_evaluation_harness_prompts_tokens_and_sampling(tmp_pat
     torch.manual_seed(9)
     got, _ = trainer._generate_single_turn(ids, None, {}, 1)
     assert got == [row[0].token_ids for row in ref]
+
+
+def test_final_eval_target_is_the_checkpoint_for_vllm_or_several_processes(tmp_path):
+    """Issue 17: with use_vllm the final evaluation reads the saved checkpoint (vLLM when importable, else the
+    checkpoint through transformers) -- a torch module cannot be handed to vLLM; one HF process keeps the
+    in-memory model."""
+    import importlib.util
+
+    from benchmarks.math.tiny import save_tiny_model
+
+    ckpt = save_tiny_model(tmp_path / "ckpt", hidden_size=32, layers=2)
+    trained = object()
+    args = train_rl.TrainRLArgs(use_vllm=False)
+    assert train_rl.eval_target(args, trained, ckpt, world=1) == (trained, "hf")
+    model, backend = train_rl.eval_target(args, trained, ckpt, world=2)  # sharded in memory: reload
+    assert backend == "hf" and model is not trained and model.config.hidden_size == 32
+    target, backend = train_rl.eval_target(train_rl.TrainRLArgs(use_vllm=True), trained, ckpt, world=1)
+    if importlib.util.find_spec("vllm") is None:
+        assert backend == "hf" and target is not trained
+    else:
+        assert (target, backend) == (str(ckpt), "vllm")
+
+
+def test_validation_runs_on_every_rank_and_only_the_main_one_writes(tmp_path):
+    """A rank-0-only validation hangs a ZeRO-3 run (the other ranks never join generate): every rank evaluates."""
+    from types import SimpleNamespace
+
+    from methods.engine.trainer import JsonlLogCallback, ValidationCallback
+
+    calls = []
+    sink = JsonlLogCallback(tmp_path / "log.jsonl")
+    cb = ValidationCallback(lambda m: calls.append(1) or {"acc": 0.5}, every=2, sink=sink)
+    model = torch_module()
+    for rank0 in (True, False):
+        state = SimpleNamespace(global_step=0, is_world_process_zero=rank0)
+        cb._done.clear()
+        cb.on_train_begin(None, state, None, model=model)
+    assert len(calls) == 2
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
+
+
+def torch_module():
+    import torch
+
+    return torch.nn.Linear(2, 2)

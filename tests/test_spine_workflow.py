@@ -146,3 +146,29 @@ def test_nano_testbed_runs_without_the_venv_on_path(repo_root, tmp_path):
                           cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (work / "work" / "ci" / "nano" / "model" / "model.safetensors").exists()
+
+
+def test_gpu_smoke_skips_cleanly_without_cuda():
+    import torch
+
+    proc = subprocess.run([sys.executable, "-m", "repro.gpu_smoke"], capture_output=True, text=True, timeout=300)
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: `make gpu-smoke` runs for real")
+    assert proc.returncode == 0 and "skipped -- no CUDA device" in proc.stdout
+
+
+def test_paper_dag_declares_gpus_and_a_local_gpu_cap_applies(repo_root):
+    """Issue 17: every GPU job of the paper tier declares its GPUs (<= 8, one node), and with GPUs visible the
+    Snakefile caps the `gpu` resource at their number (so two 8-GPU jobs never start together)."""
+    env = {**_env(), "CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7"}
+    proc = subprocess.run([str(BIN / "snakemake"), "reproduce_all", "-n", "--configfile", "config/paper.yaml",
+                           "--cores", "64"], cwd=repo_root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    gpus = [int(m) for m in __import__("re").findall(r"resources: .*?gpu=(\d+)", proc.stdout)]
+    assert gpus and max(gpus) <= 8 and sum(g > 0 for g in gpus) > 10
+    # the cap: a job asking for more GPUs than the machine has cannot be scheduled
+    env["CUDA_VISIBLE_DEVICES"] = "0,1"
+    proc = subprocess.run([str(BIN / "snakemake"), "reproduce_all", "-n", "--configfile", "config/paper.yaml",
+                           "--cores", "64"], cwd=repo_root, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 or "gpu" in out.lower()

@@ -58,10 +58,19 @@ def train_rl_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         val_data=f"{data_dir}/{cfg.get('val_split') or cfg['eval_datasets'][0]}.jsonl", val_limit=cfg.get("val_limit", 64),
         val_every=cfg.get("val_every", 4), eval_datasets=list(cfg["eval_datasets"]), eval_data_dir=data_dir,
         eval_protocol=cfg.get("eval_protocol", "tiny"), eval_limit=cfg.get("eval_limit"),
-        eval_max_new_tokens=cfg.get("eval_max_new_tokens"), use_vllm=cfg.get("use_vllm", False), bf16=cfg.get("bf16", False), save_model=grpo,
+        eval_max_new_tokens=cfg.get("eval_max_new_tokens"), use_vllm=cfg.get("use_vllm", False), bf16=cfg.get("bf16", False),
+        gradient_checkpointing=cfg.get("gradient_checkpointing", False), save_model=grpo,
         paper="empo", method=method, model_name=model_name, seed=seed, threads=threads, out=out,
     )
     for key in ("eps_low", "eps_high"):
         if cfg.get(key) is not None:
             args[key] = cfg[key]
     return args
+
+
+def launcher(cfg: dict) -> str:
+    """The command that starts one EMPO / GRPO job (``accelerate launch`` over ``num_processes`` GPUs when the
+    tier asks for it; before, EMPO always ran as one plain process whatever ``gpus`` said)."""
+    from methods.engine.launch import train_rl_launcher
+
+    return train_rl_launcher(cfg, "empo")

@@ -300,7 +300,9 @@ def build_trainer(args: TrainRLArgs, world: int = 1, kw: dict | None = None, rew
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+    # fp32 master weights even with bf16: TRL/accelerate autocast the forward; a bf16 parameter cannot take the
+    # papers' 5e-7 steps (0.02 + 5e-7 == 0.02 in bf16), so the official runs keep fp32 masters too
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     train_rows = filter_rows(load_rows(args.train_data, None if args.train_filter else args.train_limit),
                              args.train_filter)[:args.train_limit]
     train_name = (Path(args.train_data).stem if not args.train_data.startswith("hub:")
@@ -365,11 +367,18 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train()
 
     rows = _curve_rows(out / "train_log.jsonl", args, method, train_name, val_name)
-    if args.save_model:
-        trainer.save_model(str(out / "model"))
-        tokenizer.save_pretrained(str(out / "model"))
+    # the checkpoint is also what a vLLM or multi-process final evaluation reads (eval_target)
+    need_ckpt = bool(args.eval_datasets) and (args.use_vllm or world > 1)
+    model_dir = out / "model" if (args.save_model or need_ckpt) else None
+    if model_dir is not None:
+        trainer.save_model(str(model_dir))  # gathers a sharded model; every rank takes part
+        tokenizer.save_pretrained(str(model_dir))
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.accelerator.is_main_process:
+        return 0
     if args.eval_datasets:
-        rows += final_eval(trainer.model, tokenizer, args, method)
+        target, backend = eval_target(args, trainer.model, model_dir, world)
+        rows += final_eval(target, tokenizer, args, method, backend)
     write_run(out, rows, config=args, seed=args.seed, started=started)
     print(f"train_rl: wrote {out / 'metrics.json'} ({len(rows)} rows)", file=sys.stderr)
     return 0
@@ -396,8 +405,32 @@ class _ProgressCallback:  # a TrainerCallback without the import at module level
         return P()
 
 
-def final_eval(model, tokenizer, args: TrainRLArgs, method: str) -> list[dict]:
-    """Final evaluation with benchmarks.math.evaluate.evaluate_model; rows in the results format."""
+def eval_target(args: TrainRLArgs, trained, model_dir: Path | None, world: int = 1):
+    """What the final evaluation runs on: ``(model or checkpoint path, backend)``.
+
+    One process with HF rollouts: the trained model in memory. With vLLM (GPU tiers) the saved checkpoint through
+    ``vllm.LLM`` when vLLM is importable -- the torch module cannot be handed to vLLM -- else the checkpoint
+    loaded with transformers; with several processes the checkpoint too, since the in-memory model is sharded.
+    """
+    if model_dir is None or (not args.use_vllm and world == 1):
+        return trained, "hf"
+    import importlib.util
+
+    if args.use_vllm and importlib.util.find_spec("vllm") is not None:
+        return str(model_dir), "vllm"
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(dev).eval(), "hf"
+
+
+def final_eval(model, tokenizer, args: TrainRLArgs, method: str, backend: str = "hf") -> list[dict]:
+    """Final evaluation with benchmarks.math.evaluate.evaluate_model; rows in the results format.
+
+    ``model`` is a torch model (``backend="hf"``) or a checkpoint path (``backend="vllm"``), see :func:`eval_target`.
+    """
     from benchmarks.math.evaluate import evaluate_model
     from repro.results import make_row
 
@@ -405,15 +438,16 @@ def final_eval(model, tokenizer, args: TrainRLArgs, method: str) -> list[dict]:
         raise ValueError("--eval-datasets needs --eval-data-dir")
     data = {name: read_jsonl(Path(args.eval_data_dir) / f"{name}.jsonl", args.eval_limit)
             for name in args.eval_datasets}
-    model.eval()
-    import inspect
+    if backend == "vllm":
+        from benchmarks.math.generation import load_vllm
 
-    wanted = dict(seed=args.seed, max_new_tokens=args.eval_max_new_tokens, batch_size=args.eval_batch_size,
-                  backend="vllm" if args.use_vllm else "hf", grade_workers=None if args.use_vllm else 0)
-    accepted = inspect.signature(evaluate_model).parameters
-    extra = {k: v for k, v in wanted.items() if k in accepted}
+        model = load_vllm(model, seed=args.seed)
+    else:
+        model.eval()
     metrics, samples = evaluate_model(model, tokenizer, data, protocol=args.eval_protocol, template=args.template,
-                                      **extra)
+                                      seed=args.seed, max_new_tokens=args.eval_max_new_tokens,
+                                      batch_size=args.eval_batch_size, backend=backend,
+                                      grade_workers=None if backend == "vllm" else 0)
     from repro.io import write_jsonl
 
     write_jsonl(Path(args.out) / "samples.jsonl", samples)

@@ -304,14 +304,19 @@ class JsonlLogCallback(TrainerCallback):
 
 class ValidationCallback(TrainerCallback):
     """Every ``every`` optimiser steps (and at step 0 and the end), runs ``evaluate(model) -> dict`` in eval mode
-    and writes ``{"step": s, "val/<k>": v}`` rows through ``sink`` (a JsonlLogCallback)."""
+    and writes ``{"step": s, "val/<k>": v}`` rows through ``sink`` (a JsonlLogCallback).
+
+    Every rank runs the evaluation (a ZeRO-3 / FSDP-sharded model only generates when all ranks take part: a
+    rank-0-only call would wait forever for the others); only the main process writes the row. Ranks see the
+    same problems and greedy decoding, so their numbers agree.
+    """
 
     def __init__(self, evaluate: Callable[[Any], dict[str, float]], every: int, sink: JsonlLogCallback):
         self.evaluate, self.every, self.sink = evaluate, max(1, int(every)), sink
         self.history: list[dict[str, float]] = []
         self._done: set[int] = set()
 
-    def _run(self, model, step: int) -> None:
+    def _run(self, model, step: int, main: bool) -> None:
         if step in self._done:
             return
         self._done.add(step)
@@ -324,16 +329,17 @@ class ValidationCallback(TrainerCallback):
             model.train(was_training)
         row = {"step": step, **{f"val/{k}": float(v) for k, v in res.items()}}
         self.history.append(row)
-        self.sink.write(row)
+        if main:
+            self.sink.write(row)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if state.is_world_process_zero and model is not None:
-            self._run(model, state.global_step)
+        if model is not None:
+            self._run(model, state.global_step, state.is_world_process_zero)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.is_world_process_zero and model is not None and state.global_step % self.every == 0:
-            self._run(model, state.global_step)
+        if model is not None and state.global_step % self.every == 0:
+            self._run(model, state.global_step, state.is_world_process_zero)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if state.is_world_process_zero and model is not None:
-            self._run(model, state.global_step)
+        if model is not None:
+            self._run(model, state.global_step, state.is_world_process_zero)

@@ -49,12 +49,9 @@ def train_rl_args(cfg: dict, method: str, model_name: str, model_path: str, seed
 
 def launcher(cfg: dict) -> str:
     """The command that starts one training job (accelerate for multi-GPU jobs)."""
-    if cfg.get("launcher", "python") == "accelerate":
-        if not cfg.get("accelerate_config"):
-            raise ValueError("entropy_mechanism: launcher 'accelerate' needs accelerate_config")
-        return (f"accelerate launch --config_file {cfg['accelerate_config']} "
-                f"--num_processes {cfg.get('num_processes', 1)} -m methods.engine.train_rl")
-    return "python -m methods.engine.train_rl"
+    from methods.engine.launch import train_rl_launcher
+
+    return train_rl_launcher(cfg, "entropy_mechanism")
 
 
 def run_dirs(cfg: dict, work) -> list[tuple[str, str, int, str]]:
