@@ -30,9 +30,13 @@ def empo_local_inputs(wc):
     return deps
 
 
-from methods.empo.experiments import empo_methods, launcher as _empo_launcher, seeds_for as empo_seeds, train_rl_args as _empo_args
+from methods.empo.experiments import empo_methods, launcher as _empo_launcher, shared_grpo as _shared_grpo
+from methods.empo.experiments import seeds_for as empo_seeds, train_rl_args as _empo_args
 
 EMPO_METHODS = empo_methods(EMPO)
+# EMPO's GRPO baseline reuses the entropy-mechanism stage's identical GRPO runs when the config says so
+_empo_shared_grpo = any(_shared_grpo(EMPO, config["entropy_mechanism"], m, empo_model(m), empo_data_dir())
+                        for m in EMPO["models"])
 
 
 def empo_train_args(method, model, seed):
@@ -71,28 +75,54 @@ rule empo_base_eval:
         "python -m benchmarks.math.evaluate {params.args} > {log} 2>&1"
 
 
-rule empo_grpo:
-    """GRPO with gold rewards, the same budget as EMPO; the model is kept for one_shot_em's order/skewness."""
-    priority: 10
-    input:
-        empo_local_inputs,
-    output:
-        metrics=work("empo", "{model}", "grpo", "seed{seed}", "metrics.json"),
-        model=directory(work("empo", "{model}", "grpo", "seed{seed}", "model")),
-    wildcard_constraints:
-        seed=r"\d+",
-        model="[^/]+",
-    log:
-        log_path("empo", "{model}", "grpo", "seed{seed}"),
-    params:
-        args=lambda wc: cli(empo_train_args("grpo", wc.model, int(wc.seed))),
-        launcher=_empo_launcher(EMPO),
-    resources:
-        gpu=lambda wc: gpus("empo"),
-    conda:
-        "../envs/llm-cpu.yaml"
-    shell:
-        "{params.launcher} {params.args} > {log} 2>&1"
+if _empo_shared_grpo:
+
+    rule empo_grpo:
+        """GRPO with gold rewards = the entropy-mechanism stage's GRPO run of the same budget (checked flag by
+        flag in methods/empo/experiments.py), relabelled paper=empo, with its saved model."""
+        priority: 10
+        input:
+            work("entropy_mechanism", "{model}", "grpo", "seed{seed}", "metrics.json"),
+        output:
+            metrics=work("empo", "{model}", "grpo", "seed{seed}", "metrics.json"),
+            model=directory(work("empo", "{model}", "grpo", "seed{seed}", "model")),
+        wildcard_constraints:
+            seed=r"\d+",
+            model="[^/]+",
+        log:
+            log_path("empo", "{model}", "grpo", "seed{seed}"),
+        params:
+            src=lambda wc, input: os.path.dirname(input[0]),
+            dst=lambda wc, output: os.path.dirname(output.metrics),
+        conda:
+            "../envs/llm-cpu.yaml"
+        shell:
+            "python -m methods.empo.share_grpo --src {params.src} --dst {params.dst} > {log} 2>&1"
+
+else:
+
+    rule empo_grpo:
+        """GRPO with gold rewards, the same budget as EMPO; the model is kept for one_shot_em's order/skewness."""
+        priority: 10
+        input:
+            empo_local_inputs,
+        output:
+            metrics=work("empo", "{model}", "grpo", "seed{seed}", "metrics.json"),
+            model=directory(work("empo", "{model}", "grpo", "seed{seed}", "model")),
+        wildcard_constraints:
+            seed=r"\d+",
+            model="[^/]+",
+        log:
+            log_path("empo", "{model}", "grpo", "seed{seed}"),
+        params:
+            args=lambda wc: cli(empo_train_args("grpo", wc.model, int(wc.seed))),
+            launcher=_empo_launcher(EMPO),
+        resources:
+            gpu=lambda wc: gpus("empo"),
+        conda:
+            "../envs/llm-cpu.yaml"
+        shell:
+            "{params.launcher} {params.args} > {log} 2>&1"
 
 
 rule empo_train:

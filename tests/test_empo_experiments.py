@@ -57,3 +57,26 @@ def _flag(k, v):
     from repro.cli import to_argv
 
     return to_argv({k: v})
+
+
+def test_grpo_baseline_is_shared_only_when_the_runs_are_identical():
+    """empo.grpo_runs = entropy_mechanism reuses that stage's GRPO runs only if every training and evaluation
+    flag is equal; a difference is named."""
+    import copy
+
+    import yaml
+
+    from methods.empo.experiments import shared_grpo
+
+    cfg = yaml.safe_load(open("config/config.yaml"))
+    empo, entmech = cfg["empo"], cfg["entropy_mechanism"]
+    args = ("nano", "work/tiny/nano/model", "work/tiny/data/arith")
+    assert shared_grpo(empo, entmech, *args) is (empo.get("grpo_runs") == "entropy_mechanism")
+    e2 = copy.deepcopy(empo)
+    e2["grpo_runs"] = "entropy_mechanism"
+    e2["learning_rate"] = 1e-3
+    with pytest.raises(ValueError, match="learning_rate"):
+        shared_grpo(e2, entmech, *args)
+    e2 = copy.deepcopy(empo)
+    e2["grpo_runs"] = None
+    assert shared_grpo(e2, entmech, *args) is False

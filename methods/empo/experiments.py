@@ -58,7 +58,7 @@ def train_rl_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         val_data=f"{data_dir}/{cfg.get('val_split') or cfg['eval_datasets'][0]}.jsonl", val_limit=cfg.get("val_limit", 64),
         val_every=cfg.get("val_every", 4), eval_datasets=list(cfg["eval_datasets"]), eval_data_dir=data_dir,
         eval_protocol=cfg.get("eval_protocol", "tiny"), eval_limit=cfg.get("eval_limit"),
-        eval_max_new_tokens=cfg.get("eval_max_new_tokens"), use_vllm=cfg.get("use_vllm", False), bf16=cfg.get("bf16", False),
+        eval_max_new_tokens=cfg.get("eval_max_new_tokens"), eval_n_samples=cfg.get("eval_n_samples"), use_vllm=cfg.get("use_vllm", False), bf16=cfg.get("bf16", False),
         gradient_checkpointing=cfg.get("gradient_checkpointing", False), save_model=grpo,
         paper="empo", method=method, model_name=model_name, seed=seed, threads=threads, out=out,
     )
@@ -74,3 +74,39 @@ def launcher(cfg: dict) -> str:
     from methods.engine.launch import train_rl_launcher
 
     return train_rl_launcher(cfg, "empo")
+
+
+# flags that do not change what GRPO trains on or how it is evaluated at the end
+_NOT_COMPARED = ("out", "paper", "method", "val_data", "val_limit", "val_every", "save_model", "eval_batch_size",
+                 "threads")
+
+
+def shared_grpo(empo_cfg: dict, entmech_cfg: dict, model_name: str, model_path: str, data_dir: str) -> bool:
+    """Whether EMPO's GRPO baseline is the entropy-mechanism stage's GRPO run (``grpo_runs: entropy_mechanism``).
+
+    Raises ValueError naming the first flag on which the two runs would differ: sharing is only honest when the
+    runs are the same run.
+    """
+    if empo_cfg.get("grpo_runs") != "entropy_mechanism":
+        return False
+    from methods.entropy_mechanism.experiments import train_rl_args as entmech_args
+
+    if "grpo" not in entmech_cfg.get("methods", {}) or model_name not in entmech_cfg.get("models", {}):
+        raise ValueError(f"empo.grpo_runs: entropy_mechanism has no grpo run of model {model_name!r}")
+    missing = sorted(set(seeds_for(empo_cfg, "grpo")) - set(entmech_cfg["seeds"]))
+    if missing:
+        raise ValueError(f"empo.grpo_runs: seeds {missing} of empo.seeds have no entropy_mechanism grpo run")
+    from dataclasses import asdict
+
+    from methods.engine.train_rl import TrainRLArgs
+
+    defaults = asdict(TrainRLArgs())  # a flag a plan leaves out takes train_rl's default
+    a = {**defaults, **train_rl_args(empo_cfg, "grpo", model_name, model_path, 0, data_dir, "x")}
+    b = {**defaults, **entmech_args(entmech_cfg, "grpo", model_name, model_path, 0, data_dir, "x")}
+    for key in sorted(set(a) | set(b)):
+        if key in _NOT_COMPARED:
+            continue
+        if a.get(key) != b.get(key):
+            raise ValueError(f"empo.grpo_runs = entropy_mechanism, but the GRPO runs differ in {key!r}: "
+                             f"empo {a.get(key)!r} vs entropy_mechanism {b.get(key)!r}")
+    return True

@@ -69,6 +69,7 @@ class TrainRLArgs:
     eval_protocol: str = "tiny"  # benchmarks.math.evaluate protocol for the final evaluation
     eval_limit: int | None = None  # evaluate only the first N problems of each dataset
     eval_max_new_tokens: int | None = None  # response budget of the final evaluation (None: the protocol's)
+    eval_n_samples: int | None = None  # samples of the protocol's sampled decodes (None: the protocol's, e.g. 8)
     eval_batch_size: int = 64  # generation batch size of validation / evaluation
     save_model: bool = False  # save the trained model and tokenizer under <out>/model
     use_vllm: bool = False  # vLLM colocated rollouts (GPU tiers)
@@ -446,6 +447,7 @@ def final_eval(model, tokenizer, args: TrainRLArgs, method: str, backend: str = 
         model.eval()
     metrics, samples = evaluate_model(model, tokenizer, data, protocol=args.eval_protocol, template=args.template,
                                       seed=args.seed, max_new_tokens=args.eval_max_new_tokens,
+                                      n_samples=args.eval_n_samples,
                                       batch_size=args.eval_batch_size, backend=backend,
                                       grade_workers=None if backend == "vllm" else 0)
     from repro.io import write_jsonl

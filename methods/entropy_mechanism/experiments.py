@@ -39,11 +39,14 @@ def train_rl_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         val_data=f"{data_dir}/{cfg['val_split']}.jsonl",
         eval_datasets=list(cfg["eval"]["datasets"]), eval_data_dir=data_dir, eval_protocol=cfg["eval"]["protocol"],
         eval_limit=cfg["eval"].get("limit"), eval_max_new_tokens=cfg["eval"].get("max_new_tokens"),
+        eval_n_samples=cfg["eval"].get("n_samples"),
         paper="entropy_mechanism", method=method, model_name=model_name, seed=seed, threads=threads, out=out,
     )
     for key in LOSS_KEYS:
         if spec.get(key) is not None:
             args[key] = spec[key]
+    if method in cfg.get("save_model_methods", []):  # e.g. GRPO, whose model the EMPO stage can reuse
+        args["save_model"] = True
     return args
 
 
