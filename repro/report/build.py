@@ -476,6 +476,9 @@ class Builder:
             lines.append(self.paper_table(name))
             return "\n".join(lines)
         paper = Paper(self.paper_tables.get(name))
+        full = df
+        if name == "ppl":  # the hyper-parameter sweep (its own table below) is not a reported result
+            df = without_sweep(df)
         lines.append(f"**Claim.** {self.notes['papers'][name]['claim']}\n")
         hdf, hnotes = headline_rows(df, spec["metric"], spec["baseline"], spec.get("baseline_from_step0", ()),
                                     spec.get("prefer_step"))
@@ -495,7 +498,7 @@ class Builder:
             lines.append("### What each method elicited: solution styles\n")
             lines.append(self.styles_table(name, df))
         if name == "ppl":
-            lines.append(self.ppl_extras(df))
+            lines.append(self.ppl_extras(full))
         claims = {"entropy_mechanism": lambda: self.claims_entropy(df),
                   "empo": lambda: self.claims_empo(hdf, spec["metric"]),
                   "one_shot_em": lambda: self.claims_one_shot_em(df, hdf, spec["metric"]),
@@ -564,8 +567,8 @@ class Builder:
         """BC start -> each method, the preference-logit diagnostics, and the alpha / KL-weight sweep."""
         out = []
         f = final_rows(df, "success")
-        sweep = sorted(m for m in set(f["method"]) if "_a" in m)
-        main = f[~f["method"].isin(sweep)]
+        sweep = sorted(m for m in set(f["method"]) if SWEEP_POINT.match(m))
+        main = final_rows(without_sweep(df), "success")
         if "bc" in set(main["method"]):
             out.append("### From the shared BC start\n")
             rows = []
@@ -747,6 +750,16 @@ class Builder:
         if self.cfg.update_latest:
             update_latest(self.out)
         return self.out / "report.md"
+
+
+SWEEP_POINT = __import__("re").compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$")
+
+
+def without_sweep(df: pd.DataFrame) -> pd.DataFrame:
+    """PPL rows without the hyper-parameter sweep: its points and every row of the sweep's datasets."""
+    sweep = df["method"].str.match(SWEEP_POINT)
+    sweep_sets = set(df.loc[sweep, "dataset"])
+    return df[~sweep & ~df["dataset"].isin(sweep_sets)]
 
 
 def final_or_last(df: pd.DataFrame) -> pd.DataFrame:
