@@ -130,3 +130,49 @@ def test_splits_load_through_the_math_harness(tmp_path):
     assert len(rows) == 20 and rows[0]["problem"].startswith("Compute ")
     hard = datasets.load_problems("arith_hard", source="local", local_dir=str(tmp_path), limit=5)
     assert len(hard) == 5
+
+
+def test_styles_render_classify_and_shares():
+    from benchmarks.arith.styles import classify, problem_type, render_solution, style_shares
+    from benchmarks.arith.task import evaluate
+
+    tokens = [12, "+", 7, "*", 8, "-", 5]
+    careful, quick = render_solution(tokens, "careful"), render_solution(tokens, "quick")
+    assert careful.startswith("Steps: 12 + 7 × 8 - 5 = 12 + 56 - 5") and careful.endswith(f"\\boxed{{{evaluate(tokens)}}}")
+    assert quick == f"Quick: \\boxed{{{evaluate(tokens)}}}"
+    assert classify(" " + careful) == "careful" and classify(quick) == "quick"
+    assert classify("12 + 7 = 19\n\\boxed{19}") == "other" and classify("") == "other"
+    assert problem_type(tokens) == "mul" and problem_type([1, "+", 2]) == "plain"
+    shares = style_shares([careful, quick, quick, "x"])
+    assert shares == {"careful": 0.25, "quick": 0.5, "other": 0.25}
+    with pytest.raises(ValueError, match="unknown solution style"):
+        render_solution(tokens, "sloppy")
+
+
+def test_style_mixture_follows_the_per_type_shares_and_leaves_problems_alone():
+    base = dict(n_sft=4000, n_rl_train=20, n_unlabeled=20, n_test=20, n_hard=20, n_val=20, operators="+-*",
+                min_operands=3, max_operands=5, max_digits=1, max_mul=1, hard_min_operands=6, hard_max_operands=7)
+    mixed = make_splits(MakeDataArgs(**base, styles=["careful", "quick"], careful_share_mul=0.35,
+                                     careful_share_plain=0.9))
+    single = make_splits(MakeDataArgs(**base))
+    assert [r["problem"] for r in mixed["sft"]] == [r["problem"] for r in single["sft"]]  # styles: own RNG stream
+    assert all(r["style"] == "careful" for r in single["sft"])
+    for ptype, share in (("mul", 0.35), ("plain", 0.9)):
+        rows = [r for r in mixed["sft"] if r["type"] == ptype]
+        frac = sum(r["style"] == "careful" for r in rows) / len(rows)
+        assert abs(frac - share) < 4 * (share * (1 - share) / len(rows)) ** 0.5, (ptype, frac)
+    assert all(r["problem"].count("×") <= 1 for split in mixed.values() for r in split)  # max_mul
+    with pytest.raises(ValueError, match="styles"):
+        MakeDataArgs(styles=["careful", "fast"]).style_share()
+
+
+def test_curriculum_pool():
+    from benchmarks.arith.train_nano import curriculum_pool
+
+    rows = [{"style": "quick"}, {"style": "careful"}, {}, {"style": "quick"}]
+    assert curriculum_pool(rows, ["careful"], 10, "f") == [1, 2]  # no style field = the single-style corpus
+    assert curriculum_pool(rows, [], 0, "f") == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="first_styles"):
+        curriculum_pool(rows, [], 5, "f")
+    with pytest.raises(ValueError, match="f: no SFT example"):
+        curriculum_pool([{"style": "quick"}], ["careful"], 5, "f")

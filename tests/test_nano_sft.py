@@ -53,7 +53,7 @@ def test_short_sft_lowers_loss_and_learns(tmp_path):
     data = tmp_path / "data"
     write_splits(MakeDataArgs(out_dir=str(data), seed=0, min_operands=2, max_operands=2, max_digits=1, operators="+",
                               hard_min_operands=3, hard_max_operands=3, n_sft=60, n_rl_train=0, n_unlabeled=0,
-                              n_test=40, n_hard=1))
+                              n_test=40, n_hard=1, n_val=0))
     out = tmp_path / "model"
     argv = [f"--data-dir={data}", f"--out-dir={out}", "--steps=300", "--batch-size=32", "--lr=3e-3",
             "--warmup-steps=20", "--log-every=20", "--eval-every=0", "--seed=0"]
