@@ -263,8 +263,6 @@ def judge(claim: Claim, tables: Tables, reps: int = 2000, confidence: float = 0.
         v = "not reproduced" if hi < t else "reproduced"
     else:
         raise ValueError(f"claim {claim.text!r}: unknown kind {claim.kind!r}")
-    if summ.ci_low is None and v == "inconclusive":  # a point estimate on the threshold itself
-        v = "inconclusive"
     reason = claim.why_not(tables) if (v != "reproduced" and claim.why_not) else ""
     return Verdict(claim, summ.mean, None if summ.ci_low is None else (lo, hi), summ.n_runs, v, reason)
 
