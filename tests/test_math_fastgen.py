@@ -124,3 +124,6 @@ def test_unsupported_models_fall_back(tok):
     model.config.rope_parameters = {**model.config.rope_parameters, "rope_type": "linear", "factor": 2.0}
     assert not fastgen.supports(model)
     assert not fastgen.supports(torch.nn.Linear(2, 2))
+    sharded = build_tiny_model(tok, hidden_size=32, layers=2)
+    next(sharded.parameters()).ds_id = 0  # what DeepSpeed ZeRO-3 marks its partitioned parameters with
+    assert not fastgen.supports(sharded)  # FSDP2 DTensors: tests/test_engine_distributed.py, on a real shard

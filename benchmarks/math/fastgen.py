@@ -15,7 +15,7 @@ weights with a preallocated KV cache, and applies the *same* decoding rules:
   positions, exactly as ``generate`` computes them.
 
 ``supports(model)`` says whether a model is covered (Qwen2 / Llama-family decoders with default RoPE, no
-sliding window, no rope scaling, weights on one device); callers fall back to HF ``generate`` otherwise, and the
+sliding window, no rope scaling, unsharded weights on one device); callers fall back to HF ``generate`` otherwise, and the
 environment variable ``REPRO_FASTGEN=0`` turns the fast path off everywhere. Nothing is compiled, so there is
 nothing to fall back from at import time: the module needs only torch.
 
@@ -57,6 +57,10 @@ def supports(model) -> bool:
     if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or [])):
         return False
     if getattr(cfg, "attention_dropout", 0.0) and model.training:
+        return False
+    # sharded weights (FSDP2 DTensors, DeepSpeed ZeRO-3 partitions) are whole only inside the model's own forward,
+    # whose hooks gather them: this loop reads the tensors directly (found by tests/test_engine_distributed.py)
+    if any(type(p).__name__ == "DTensor" or hasattr(p, "ds_id") for p in model.parameters()):
         return False
     devices = {p.device for p in model.parameters()}
     dtypes = {p.dtype for p in model.parameters()}

@@ -290,7 +290,8 @@ class JsonlLogCallback(TrainerCallback):
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        open(self.path, "w").close()
+        if int(os.environ.get("RANK", "0")) == 0:  # every rank builds one; only the main process starts the file
+            open(self.path, "w").close()
 
     def write(self, row: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
