@@ -29,7 +29,7 @@ reproduce: install
 # Re-run the nano stage from scratch (in work/verify-<tier>) and print each metric's difference from the
 # committed results/<tier>/latest/nano.csv: the cross-machine spread of "the same seed".
 verify: install
-	$(BIN)/python -m repro.verify --config $(CONFIG)
+	$(BIN)/python -m repro.verify --config $(CONFIG) --record true
 
 # The paper tier's GPU code paths in minutes on one GPU (skips with a message without CUDA).
 gpu-smoke: install

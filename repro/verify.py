@@ -6,10 +6,13 @@ The same three commands as the workflow (benchmarks/arith/experiments.py) write 
 (never touching ``work/<tier>``), then every final metric of the fresh run is compared with
 ``results/<tier>/latest/nano.csv``. On the machine and thread count that made the committed table the numbers
 are identical; on another CPU floating point differs (measured: greedy accuracy moved by 0.2 pp, the SFT loss
-by 5%), and this prints by how much. Also written to ``work/verify-<tier>/diff.csv``.
+by 5%), and this prints by how much. Also written to ``work/verify-<tier>/diff.csv`` and, with ``--record``
+(the default of ``make verify``), to ``results/<tier>/verify/<UTC time>.csv`` with the machine's CPU model, the
+thread count and the commit, where the report's provenance section shows every recorded spread.
 """
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 import time
@@ -30,6 +33,37 @@ class VerifyArgs:
     results: str | None = None  # committed table directory (default results/<tier>/latest)
     out: str | None = None  # scratch directory (default work/verify-<tier>)
     keep: bool = False  # reuse an earlier scratch run instead of re-running
+    record: bool = False  # also write the comparison to results/<tier>/verify/<UTC time>.csv (shown by the report)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else platform.processor()), e.g. 'Intel(R) Xeon(R) Processor'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def record(diff: pd.DataFrame, results_dir: Path, committed: pd.DataFrame, fresh_dir: Path,
+           threads: int = 1) -> Path:
+    """Write ``diff`` with the machine, thread count, the fresh run's commit and the committed table's under
+    ``results_dir/verify/``; returns the file."""
+    from repro.provenance import hardware, utc_now
+    from repro.results import read_run
+
+    prov = read_run(fresh_dir / "eval" / "metrics.json")["provenance"]  # the commit the fresh run was made at
+    commit, dirty = str(prov.get("commit") or "unknown"), bool(prov.get("dirty"))
+    stamp = utc_now()
+    out = diff.assign(verified=stamp, cpu=cpu_model(), hardware=hardware(), threads=int(threads),
+                      commit=commit[:12] + ("+dirty" if dirty else ""),
+                      against_commit=",".join(sorted({str(c)[:12] for c in committed.get("commit", pd.Series())})))
+    path = results_dir / "verify" / f"{stamp.replace(':', '').replace('-', '')[:15]}Z.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return path
 
 
 def fresh_rows(out: Path) -> pd.DataFrame:
@@ -71,7 +105,8 @@ def main(argv=None) -> int:
     args = parse_dataclass(VerifyArgs, argv)
     config = load_and_validate(args.config)
     tier = config["tier"]
-    table = Path(args.results or f"results/{tier}/latest") / "nano.csv"
+    results = Path(args.results or f"results/{tier}/latest")
+    table = results / "nano.csv"
     if not table.exists():
         raise SystemExit(f"{table}: no committed nano table to compare with (run `make reproduce` first)")
     out = Path(args.out or f"work/verify-{tier}")
@@ -91,6 +126,8 @@ def main(argv=None) -> int:
     same = int((c["diff"] == 0).sum())
     print(f"\n{same} of {len(c)} metrics identical; largest |diff| {c['diff'].abs().max():.4g} "
           f"({c.loc[c['diff'].abs().idxmax(), 'metric'] if len(c) else '-'}); written to {out / 'diff.csv'}")
+    if args.record:
+        print(f"recorded in {record(diff, results.resolve().parent, committed, out, config.get('threads', 1))} (the report's provenance shows it)")
     return 0
 
 

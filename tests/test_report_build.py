@@ -406,3 +406,33 @@ def test_known_deviations_are_named_in_readme_and_report():
         assert "repetition_penalty" in text and "1.15" in text  # one-shot EM rollouts
         assert "pad id" in text  # one-shot EM positions
         assert "mini-batch" in text and "micro-batch" in text  # Clip-Cov / KL-Cov selection
+
+
+def test_verify_records_the_spread_and_the_report_shows_it(tmp_path):
+    """`make verify` records each metric's difference; the provenance section prints the recorded spread."""
+    import shutil
+
+    from repro import verify
+
+    results = tmp_path / "results" / "tiny" / "latest"
+    shutil.copytree(FIX, results)
+    keys = dict(paper="nano", model="nano", seed=0)
+    committed = pd.DataFrame([dict(keys, method="base", dataset="arith_test", step=-1, metric="acc_greedy", value=0.50,
+                                   commit="abc123"),
+                              dict(keys, method="sft", dataset="arith_sft", step=-1, metric="sft_loss_final",
+                                   value=0.100, commit="abc123"),
+                              dict(keys, method="sft", dataset="arith_sft", step=-1, metric="train_seconds",
+                                   value=300.0, commit="abc123")])
+    fresh = committed.assign(value=[0.52, 0.105, 250.0])
+    diff = verify.compare(committed, fresh)
+    assert diff.set_index("metric")["diff"].round(6).to_dict() == {"acc_greedy": 0.02, "sft_loss_final": 0.005,
+                                                                   "train_seconds": -50.0}
+    run = tmp_path / "fresh"
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "metrics.json").write_text(json.dumps({"provenance": {"commit": "f" * 40, "dirty": False},
+                                                           "rows": []}))
+    path = verify.record(diff, results.parent, committed, run, threads=1)
+    assert path.parent == results.parent / "verify"
+    md = _build(results, tmp_path / "reports" / "v1").read_text()
+    prov = md.split("## Provenance", 1)[1].split("\n## ", 1)[0]
+    assert "| 1 | `ffffffffffff` | 0 / 2 | 0.02 | +2.0 | +5.0% |" in prov  # timing rows are shown, not compared

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 _PERCENT = re.compile(r"^(val_)?(acc|pass@|maj@|avg@|success|frac_|style_share_|logit_sat_frac)")
 
@@ -56,3 +57,29 @@ def fmt_delta(metric: str, value: float | None) -> str:
         return "–"
     v = display(metric, value)
     return f"{v:+.1f}" if is_percent(metric) else f"{v:+.4g}"
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    def esc(c: str) -> str:
+        return str(c).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def cell_text(metric: str, summ) -> str:
+    """``mean`` for one seed; ``mean [ci_low, ci_high] (n=k)`` for k >= 2 seeds."""
+    if summ is None:
+        return "–"
+    if summ.ci_low is None:
+        return fmt(metric, summ.mean)
+    return f"{fmt(metric, summ.mean)} [{fmt(metric, summ.ci_low)}, {fmt(metric, summ.ci_high)}] (n={summ.n_runs})"
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (no machine-specific prefix)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -8,6 +8,7 @@ A table is ``results/<tier>/<version>/<name>.csv`` with one row per number:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,3 +251,24 @@ def read_wall_times(path: str | Path) -> dict[str, float]:
         except (TypeError, ValueError):
             raise TableError(f"{path}: wall time of {k!r} is not a number: {v!r}") from None
     return out
+
+
+SWEEP_POINT = re.compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$")
+
+
+def without_sweep(df: pd.DataFrame) -> pd.DataFrame:
+    """PPL rows without the hyper-parameter sweep: its points and every row of the sweep's datasets."""
+    sweep = df["method"].str.match(SWEEP_POINT)
+    sweep_sets = set(df.loc[sweep, "dataset"])
+    return df[~sweep & ~df["dataset"].isin(sweep_sets)]
+
+
+def final_or_last(df: pd.DataFrame) -> pd.DataFrame:
+    """Final rows (step -1), plus, for a (method, model, dataset, metric) with no final row, its rows
+    at the last logged step relabelled as final (e.g. the nano SFT summary logged at its last step)."""
+    keys = ["method", "model", "dataset", "metric"]
+    fin = df[df["step"] == -1]
+    have = set(map(tuple, fin[keys].to_numpy().tolist()))
+    rest = df[(df["step"] >= 0) & ~df[keys].apply(tuple, axis=1).isin(have)]
+    last = rest[rest["step"] == rest.groupby(keys)["step"].transform("max")].assign(step=-1)
+    return pd.concat([fin, last], ignore_index=True)

@@ -1,0 +1,258 @@
+"""The per-paper findings of the report: "ours vs the paper" lines, style tables, PPL diagnostics, figures.
+
+A mixin of :class:`repro.report.build.Builder` (it uses the builder's tables, settings and helpers), kept apart
+so that build.py holds the report's skeleton and this file what each paper's section says beyond its tables.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from repro.report import figures as figs
+from repro.report.format import cell_text, fmt, fmt_delta, label_of, md_table
+from repro.report.papers import PAPERS, SCORE_CURVES, Paper
+from repro.report.tables import SWEEP_POINT, final_or_last, final_rows, summarize_cell, summarize_macro, without_sweep
+
+
+class PaperFindings:
+    def claims_entropy(self, df: pd.DataFrame) -> list[str]:
+        out = []
+        for method in sorted(df["method"].unique()):
+            h0 = figs.final_of(df[df["method"] == method], "entropy_initial")
+            h1 = figs.final_of(df[df["method"] == method], "entropy_final")
+            if h0 is not None and h1 is not None and h0 > 0:
+                out.append(f"`{method}`: entropy {fmt('entropy', h0)} → {fmt('entropy', h1)} nats/token "
+                           f"(final / initial = {h1 / h0:.2f}; collapse if < 0.5).")
+        # early share of the entropy drop, from GRPO's curve (paper: ~73% in the first 1/12)
+        c = figs.curve_rows(df, "entropy", ["grpo"])
+        if not c.empty:
+            mean_c = c.groupby("step")["value"].mean().sort_index()
+            steps = mean_c.index.to_numpy()
+            if len(steps) >= 3 and mean_c.iloc[0] != mean_c.iloc[-1]:
+                cut = steps[0] + (steps[-1] - steps[0]) / 12.0
+                at = mean_c[mean_c.index <= cut].iloc[-1]
+                share = (mean_c.iloc[0] - at) / (mean_c.iloc[0] - mean_c.iloc[-1])
+                out.append(f"GRPO: {share:.0%} of the entropy drop happens by step {int(mean_c[mean_c.index <= cut].index[-1])} "
+                           f"(first ~1/12 of {int(steps[-1])} steps; paper: ≈73%).")
+        law = {m: figs.final_of(df, m, "grpo") for m in ("law_a", "law_b", "law_ceiling", "law_early_fit_rmse")}
+        if law["law_a"] is not None:
+            out.append("Law fit R = −a·exp(H) + b (GRPO): " + ", ".join(
+                f"{k.removeprefix('law_')} = {fmt(k, v)}" for k, v in law.items() if v is not None) + ".")
+        return out
+
+    def claims_one_shot_em(self, df: pd.DataFrame, hdf: pd.DataFrame, metric: str) -> list[str]:
+        out = []
+        em_methods = [m for m in sorted(df["method"].unique()) if m.startswith(("one_shot_em", "em")) and
+                      "then" not in m]
+        for m in em_methods:
+            c = figs.curve_rows(df, metric, [m])
+            if c.empty:
+                continue
+            ds = figs.main_dataset(c["dataset"])
+            mc = c[c["dataset"] == ds].groupby("step")["value"].mean().sort_index()
+            peak = int(mc.idxmax())
+            out.append(f"`{m}` on `{ds}`: {label_of(metric)} {fmt(metric, mc.iloc[0])} at step {int(mc.index[0])}, "
+                       f"peak {fmt(metric, mc.max())} at step {peak}, {fmt(metric, mc.iloc[-1])} at step "
+                       f"{int(mc.index[-1])} (paper: peak near step 10, then decline).")
+        f = final_rows(hdf, metric)
+        order = {m: f[f["method"] == m]["value"].mean() for m in ("em_then_rl", "rl_then_em") if m in set(f["method"])}
+        if len(order) == 2:
+            out.append(f"Ordering: EM→RL {fmt(metric, order['em_then_rl'])} vs RL→EM {fmt(metric, order['rl_then_em'])} "
+                       f"(paper: EM→RL keeps the gain, RL→EM degrades).")
+        sk = final_rows(df, "logit_skewness")
+        if not sk.empty:
+            vals = sk.groupby("method")["value"].mean()
+            out.append("Logit skewness (mean over seeds): " + ", ".join(
+                f"`{k}` {fmt('logit_skewness', v)}" for k, v in vals.items()) +
+                " (paper: EM more right-skewed, RL more left-skewed).")
+        return out
+
+    def claims_empo(self, hdf: pd.DataFrame, metric: str) -> list[str]:
+        """EMPO vs GRPO-with-labels: our macro-average gap next to the paper's."""
+        f = final_rows(hdf, metric)
+        f = f[np.isfinite(f["value"].to_numpy(dtype=float))]
+        means = f.groupby(["method", "dataset"])["value"].mean()
+        out = []
+        for method in sorted(m for m in set(f["method"]) if m.startswith("empo")):
+            if "grpo" not in set(f["method"]):
+                break
+            common = [d for d in sorted(set(f["dataset"])) if (method, d) in means and ("grpo", d) in means]
+            if not common:
+                continue
+            gap = float(np.mean([means[(method, d)] - means[("grpo", d)] for d in common]))
+            paper = Paper(self.paper_tables.get("empo"))
+            pd_ = [f"{m} {paper.delta(m, 'empo', 'grpo'):+.1f}" for m in paper.rows
+                   if method == "empo" and paper.delta(m, "empo", "grpo") is not None]
+            out.append(f"`{method}` − `grpo` (labels): {fmt_delta(metric, gap)} points, macro average over "
+                       f"{len(common)} dataset(s)" + (f" (paper: {', '.join(pd_)})" if pd_ else "") + ".")
+        return out
+
+    def claims_ppl(self, df: pd.DataFrame, metric: str) -> list[str]:
+        f = final_rows(df, metric)
+        if f.empty:
+            return []
+        kinds = f["dataset"].str.split("/").str[-1]
+        out = []
+        for kind in sorted(kinds.unique()):
+            g = f[kinds == kind].groupby("method")["value"].mean()
+            parts = ", ".join(f"`{k}` {fmt(metric, v)}" for k, v in g.sort_values(ascending=False).items())
+            checks = []
+            if {"ppl", "cpl"} <= set(g.index):
+                checks.append(f"PPL ≥ CPL: {'yes' if g['ppl'] >= g['cpl'] else 'no'}")
+            if {"cpl", "sft"} <= set(g.index):
+                checks.append(f"CPL > SFT: {'yes' if g['cpl'] > g['sft'] else 'no'}")
+            out.append(f"{kind} datasets, mean {label_of(metric)} over tasks and seeds: {parts}"
+                       + (f" — {'; '.join(checks)}." if checks else "."))
+        return out
+
+    # -- figures per paper
+    def figures_for(self, name: str, df: pd.DataFrame, spec: dict, hdf: pd.DataFrame) -> list[str]:
+        d = self.fig_dir
+        dpi = self.cfg.dpi
+        parts = []
+        if name == "entropy_mechanism":
+            score = figs.pick_metric(df, SCORE_CURVES) or spec["metric"]
+            parts.append(self.figure(figs.curves_figure(df, ["entropy", "cov_mean"], d / "entropy_mechanism_entropy.png",
+                                                        "Policy entropy over training per method", dpi=dpi),
+                                     "Entropy over training: policy entropy (nats/token, at the sampling temperature) "
+                                     "and, where logged, the batch covariance Cov(log π, A) vs optimiser step per "
+                                     "method; line = mean over seeds, band = min–max over seeds"))
+            parts.append(self.figure(figs.curves_figure(df, [score], d / "entropy_mechanism_accuracy.png",
+                                                        "Validation accuracy over training", dpi=dpi),
+                                     f"Accuracy over training: {label_of(score)} vs optimiser step per method"))
+            parts.append(self.figure(figs.law_figure(df, d / "entropy_mechanism_law.png", score, "grpo",
+                                                     self.cfg.early_fit_fraction, dpi=dpi),
+                                     "Entropy-performance law: score vs entropy (nats/token) with R = −a·e^H + b fitted "
+                                     "on GRPO, its predicted ceiling b − a at H = 0 (dotted) and the fit on the early "
+                                     "steps extrapolated (dashed)"))
+        elif name == "empo":
+            score = figs.pick_metric(df, SCORE_CURVES) or spec["metric"]
+            parts.append(self.figure(figs.curves_figure(df, [score, "semantic_entropy"],
+                                                        d / "empo_vs_grpo.png", "EMPO vs GRPO over training",
+                                                        methods=[m for m in df["method"].unique()
+                                                                 if m.startswith(("empo", "grpo"))], dpi=dpi),
+                                     "EMPO vs GRPO: greedy accuracy (%) and semantic entropy of the sampled answers "
+                                     "(nats) vs optimiser step; line = mean over seeds, band = min–max over seeds"))
+            parts.append(self.figure(figs.curves_figure(df, ["frac_filtered"], d / "empo_filtered.png",
+                                                        "Share of prompts removed by entropy thresholding", dpi=dpi),
+                                     "Fraction of prompts filtered by the semantic-entropy thresholds (%) vs step"))
+            parts.append(self.figure(figs.bars_figure(figs.final_groups(df, spec["metric"]), d / "empo_final.png",
+                                                      label_of(spec["metric"]), "Final accuracy per method",
+                                                      "dataset", dpi=dpi),
+                                     "Final accuracy (%) per dataset and method; bar = mean, dots = seeds"))
+        elif name == "one_shot_em":
+            parts.append(self.figure(figs.curves_figure(df, [spec["metric"], "loss"], d / "one_shot_em_steps.png",
+                                                        "Entropy minimisation: accuracy and loss vs step",
+                                                        methods=[m for m in df["method"].unique()
+                                                                 if figs.method_temperature(m) is None], dpi=dpi),
+                                     "EM accuracy (%) and entropy loss vs optimiser step; thin lines = seeds, band = "
+                                     "min–max over seeds (seed spread)"))
+            sweep = [m for m in df["method"].unique() if figs.method_temperature(m) is not None]
+            parts.append(self.figure(figs.curves_figure(df, [spec["metric"]], d / "one_shot_em_temperature.png",
+                                                        "Sensitivity to the sampling temperature T_s",
+                                                        methods=sweep + ["one_shot_em"], dpi=dpi) if sweep else None,
+                                     "Temperature sensitivity: accuracy (%) vs EM step for each sampling temperature "
+                                     "T_s (`em_ts<T>`; `one_shot_em` = the main T_s of the config); line = mean over "
+                                     "seeds, band = min–max over seeds"))
+            order_methods = [m for m in ("base", "one_shot_em", "grpo", "em_then_rl", "rl_then_em")
+                             if m in set(hdf["method"])]
+            parts.append(self.figure(figs.bars_figure(figs.final_groups(hdf, spec["metric"], methods=order_methods),
+                                                      d / "one_shot_em_ordering.png", label_of(spec["metric"]),
+                                                      "EM and RL ordering", "dataset", dpi=dpi)
+                                     if {"em_then_rl", "rl_then_em"} & set(order_methods) else None,
+                                     "EM/RL ordering: accuracy (%) of EM→RL vs RL→EM next to base and EM alone (the "
+                                     "headline values of the table above); bar = mean, dots = seeds"))
+            parts.append(self.figure(figs.bars_figure(figs.final_groups(df, "logit_skewness"),
+                                                      d / "one_shot_em_skewness.png", "logit skewness (unitless)",
+                                                      "Skewness of the generated-step logits", "dataset", dpi=dpi),
+                                     "Logit skewness (scipy skew over the full-vocabulary logits per generated step, "
+                                     "unitless) per method; bar = mean, dots = seeds"))
+        elif name == "ppl":
+            f = final_rows(df, spec["metric"])
+            for kind in sorted(f["dataset"].str.split("/").str[-1].unique()):
+                sub = df[df["dataset"].str.endswith("/" + kind) | (df["dataset"] == kind)]
+                groups = figs.final_groups(sub, spec["metric"])
+                groups = {k.split("/")[0]: v for k, v in groups.items()}
+                parts.append(self.figure(figs.bars_figure(groups, d / f"ppl_success_{kind}.png",
+                                                          label_of(spec["metric"]),
+                                                          f"MetaWorld success, {kind} datasets", "task", dpi=dpi),
+                                         f"PPL, {kind} datasets: final success rate (%) per task and method; bar = "
+                                         f"mean over seeds, dots = seeds"))
+            parts.append(self.figure(figs.curves_figure(df, [spec["metric"]], d / "ppl_curves.png",
+                                                        "Success over training", dpi=dpi),
+                                     "Success rate (%) vs training step per method (first dataset), mean and seed "
+                                     "spread"))
+        return parts
+
+    def styles_table(self, name: str, df: pd.DataFrame) -> str:
+        """Base -> method solution-style shares on the main in-distribution set (greedy and T = 1)."""
+        cols = [("style_share_careful_greedy", "careful share, greedy"),
+                ("style_share_careful_greedy_mul", "careful share on × problems, greedy"),
+                ("style_share_careful_t1", "careful share, T = 1"),
+                ("acc_style_careful_t1", "acc. of careful (T = 1)"),
+                ("acc_style_quick_t1", "acc. of quick (T = 1)"),
+                ("acc_greedy", "acc. (greedy)")]
+        f = final_or_last(df)
+        if name == "one_shot_em":  # the EM checkpoints are evaluated at steps: the headline step
+            f = df[(df["step"] == PAPERS[name]["prefer_step"]) | (df["step"] == -1)]
+        ds = "arith_test"
+        nano = self.tables.get("nano")
+        base = nano[(nano["method"] == "base") & (nano["step"] == -1)] if nano is not None else pd.DataFrame()
+        groups = [("base (nano)", base)] if not base.empty else []
+        groups += [(m, f[f["method"] == m]) for m in sorted(set(f["method"])) if m != "base"]
+        rows = []
+        for label, g in groups:
+            g = g[g["dataset"] == ds]
+            if g.empty or "style_share_careful_greedy" not in set(g["metric"]):
+                continue
+            rows.append([label] + [cell_text(m, summarize_cell(g[g["metric"] == m], self.st)) for m, _ in cols])
+        if not rows:
+            return "_No style diagnostics in this table (models without the nano testbed's style markers)._\n"
+        note = (f"`{ds}`, mean over seeds [CI]; shares and accuracies in %. The styles are classified by "
+                f"benchmarks.arith.styles.classify (the marker a completion starts with).")
+        if name == "one_shot_em":
+            note += f" EM rows: the checkpoint at step {PAPERS[name]['prefer_step']}."
+        return md_table(["method"] + [c for _, c in cols], rows) + "\n\n" + note + "\n"
+
+    def ppl_extras(self, df: pd.DataFrame) -> str:
+        """BC start -> each method, the preference-logit diagnostics, and the alpha / KL-weight sweep."""
+        out = []
+        f = final_rows(df, "success")
+        sweep = sorted(m for m in set(f["method"]) if SWEEP_POINT.match(m))
+        main = final_rows(without_sweep(df), "success")
+        if "bc" in set(main["method"]):
+            out.append("### From the shared BC start\n")
+            rows = []
+            kinds = sorted(main["dataset"].str.split("/").str[-1].unique())
+            for m in ["bc"] + sorted(set(main["method"]) - {"bc"}):
+                row = [m]
+                for k in kinds:
+                    g = main[(main["method"] == m) & main["dataset"].str.endswith("/" + k)]
+                    s = summarize_macro(g, sorted(g["dataset"].unique()), self.st) if not g.empty else None
+                    row.append(cell_text("success", s))
+                rows.append(row)
+            out.append(md_table(["method"] + [f"{k}: success, mean over tasks [CI]" for k in kinds], rows) + "\n")
+        diag = df[(df["step"] == -1) & df["metric"].isin(["logit_sat_frac", "logit_abs_mean", "score_logp", "score_kl"])
+                  & ~df["method"].isin(sweep)]
+        if not diag.empty:
+            out.append("### Preference-logit diagnostics at the end of training\n")
+            rows = []
+            for m, g in sorted(diag.groupby("method")):
+                rows.append([m] + [cell_text(k, summarize_cell(g[g["metric"] == k], self.st)) if k in set(g["metric"])
+                                   else "–" for k in ("logit_sat_frac", "logit_abs_mean", "score_logp", "score_kl")])
+            out.append(md_table(["method", "share of |logit| > 5", "mean |logit|", "α Σ log π (PPL)",
+                                 "λ Σ KL (PPL)"], rows) + "\n\nPooled over tasks, kinds and seeds.\n")
+        if sweep:
+            out.append("### The alpha / KL-weight sweep (a task that is not reported)\n")
+            rows = []
+            sw = f[f["method"].isin(sweep)]
+            sat = df[(df["step"] == -1) & (df["metric"] == "logit_sat_frac") & df["method"].isin(sweep)]
+            for (m, d), g in sorted(sw.groupby(["method", "dataset"])):
+                sg = sat[(sat["method"] == m) & (sat["dataset"] == d)]
+                rows.append([m, d, cell_text("success", summarize_cell(g, self.st)),
+                             cell_text("logit_sat_frac", summarize_cell(sg, self.st)) if not sg.empty else "–"])
+            out.append(md_table(["sweep point", "dataset", "success", "share of |logit| > 5"], rows) + "\n\n"
+                       "`cpl_a<α>`: CPL at α; `ppl_a<α>_k<r>`: PPL at α with KL weight λ = r·α (r = 1: the regret "
+                       "derivation). The values used for the reported tasks were fixed from this sweep before the "
+                       "final run (rule in config/config.yaml, section ppl).\n")
+        return "\n".join(out)
