@@ -107,6 +107,34 @@ def test_stop_strings_cut_text(tiny):
     assert cut.finish_reason == "stop" and cut.num_tokens < 12
 
 
+def test_repetition_penalty_is_hfs_rule_and_changes_greedy_output(tiny):
+    """One-shot EM's official rollouts use repetition_penalty 1.15: tokens already in the prompt or response get
+    score / p (score > 0) or score * p (score < 0) before the argmax / sampling, as HF and vLLM define it."""
+    model, tok = tiny
+    p = 1.6
+    for prompt in _prompts(tok)[:3]:
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        ref = []
+        with torch.no_grad():
+            for _ in range(12):
+                score = model(input_ids=ids).logits[0, -1].float()
+                seen = torch.unique(ids[0])
+                s = score[seen]
+                score[seen] = torch.where(s > 0, s / p, s * p)
+                nxt = int(score.argmax())
+                ref.append(nxt)
+                if nxt == tok.eos_token_id:
+                    break
+                ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+        got = generate(model, tok, [prompt], Sampling(max_new_tokens=12, repetition_penalty=p), batch_size=1)[0][0]
+        assert got.token_ids == ref
+    plain = generate(model, tok, _prompts(tok), Sampling(max_new_tokens=12), batch_size=4)
+    pen = generate(model, tok, _prompts(tok), Sampling(max_new_tokens=12, repetition_penalty=p), batch_size=4)
+    assert [c[0].token_ids for c in plain] != [c[0].token_ids for c in pen]  # the penalty reaches the decoder
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        Sampling(repetition_penalty=0)
+
+
 def test_sampling_validation():
     with pytest.raises(ValueError, match="n must"):
         Sampling(n=0)

@@ -33,6 +33,7 @@ class Sampling:
     max_new_tokens: int = 512  # generation budget per completion (tokens)
     seed: int = 0  # sampling seed
     stop: list[str] | None = None  # extra stop strings (cut from the text, like vLLM)
+    repetition_penalty: float = 1.0  # HF / vLLM multiplicative penalty on tokens already in prompt or response (1 = off)
 
     def __post_init__(self):
         if self.n < 1:
@@ -43,6 +44,8 @@ class Sampling:
             raise ValueError(f"Sampling.top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise ValueError(f"Sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"Sampling.repetition_penalty must be > 0, got {self.repetition_penalty}")
 
     @property
     def greedy(self) -> bool:
@@ -109,7 +112,7 @@ def _generate_transformers(model, tokenizer, input_ids, attention_mask, sampling
         eos_token_id=eos_ids,
         use_cache=True,
         do_sample=not sampling.greedy,
-        repetition_penalty=1.0,
+        repetition_penalty=sampling.repetition_penalty,
         return_dict_in_generate=True,
     )
     if not sampling.greedy:
@@ -186,7 +189,7 @@ def generate_hf(
         starts = _progress(starts, desc="generate", total=len(starts))
     from benchmarks.math import fastgen
 
-    fast = use_fast and fastgen.supports(model)
+    fast = use_fast and sampling.repetition_penalty == 1.0 and fastgen.supports(model)  # the loop has no penalty
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
@@ -288,6 +291,7 @@ def generate_vllm(
         max_tokens=sampling.max_new_tokens,
         seed=sampling.seed,
         stop=list(sampling.stop) if sampling.stop else None,
+        repetition_penalty=sampling.repetition_penalty,
     )
     results = llm.generate(list(prompts), params)
     out = []

@@ -89,7 +89,8 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
     save = sorted({s for s in (order_steps(cfg), max_steps) if s <= max_steps})
     args: dict[str, Any] = dict(
         model=model_path, out=out, template=cfg.get("template", "plain"), sample_temperature=ts,
-        top_p=cfg.get("top_p", 0.95), loss_temperature=cfg.get("loss_temperature", 0.5), lr=cfg.get("lr", 2e-5),
+        top_p=cfg.get("top_p", 0.95), repetition_penalty=cfg.get("repetition_penalty", 1.0),
+        loss_temperature=cfg.get("loss_temperature", 0.5), lr=cfg.get("lr", 2e-5),
         weight_decay=cfg.get("weight_decay", 0.01), grad_clip=cfg.get("grad_clip", 1.0),
         micro_batch=cfg.get("micro_batch", 8), grad_accum=cfg.get("grad_accum", 8), max_steps=max_steps,
         max_new_tokens=cfg.get("max_new_tokens", 512), save_steps=save, eval_steps=eval_steps,

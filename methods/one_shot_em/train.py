@@ -48,6 +48,7 @@ class EMArgs:
     template: str = "plain"  # prompt template of benchmarks.math.prompts (plain | qwen25-math-cot)
     sample_temperature: float = 0.5  # T_s: rollout temperature (paper 0.5)
     top_p: float = 0.95  # rollout nucleus (paper 0.95)
+    repetition_penalty: float = 1.0  # rollout repetition penalty (official code 1.15: one-shot-em train.py:144)
     loss_temperature: float = 0.5  # T inside the entropy loss (paper 0.5)
     lr: float = 2e-5  # constant AdamW learning rate (paper 2e-5)
     weight_decay: float = 0.01  # AdamW weight decay (paper 0.01)
@@ -87,6 +88,8 @@ class EMArgs:
                 raise ValueError(f"EMArgs.{name} must be > 0, got {getattr(self, name)}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"EMArgs.top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"EMArgs.repetition_penalty must be > 0, got {self.repetition_penalty}")
         for name in ("micro_batch", "grad_accum", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EMArgs.{name} must be >= 1, got {getattr(self, name)}")
@@ -152,7 +155,7 @@ def sample_rollouts(model, tokenizer, prompt_text: str, n: int, args: EMArgs, se
     from methods.one_shot_em.loss import rollout_tensors
 
     sampling = Sampling(n=n, temperature=args.sample_temperature, top_p=args.top_p,
-                        max_new_tokens=args.max_new_tokens, seed=seed)
+                        max_new_tokens=args.max_new_tokens, seed=seed, repetition_penalty=args.repetition_penalty)
     completions = generate(model, tokenizer, [prompt_text], sampling, backend=args.rollout_backend, batch_size=1)[0]
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
