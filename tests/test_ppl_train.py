@@ -109,3 +109,15 @@ def test_bc_run_is_the_shared_start_of_sft_cpl_ppl(tiny_files, tmp_path):
     with pytest.raises(ValueError, match="another dataset or bc_steps"):
         train(_cfg(tiny_files, "cpl", tmp_path / "z", bc_steps=2, init=str(tmp_path / "bc" / "policy.pt")),
               log=lambda *_: None)
+
+
+def test_piql_actor_can_start_from_the_bc_policy(tiny_files, tmp_path):
+    """P-IQL with --init: the actor starts as the BC policy, the IQL phase still runs its own `steps` (from 0),
+    and the log carries the advantage-weight diagnostics (clipped share, effective sample size)."""
+    train(_cfg(tiny_files, "bc", tmp_path / "bc"), log=lambda *_: None)
+    cfg = _cfg(tiny_files, "piql", tmp_path / "piql", steps=4, eval_every=4, init=str(tmp_path / "bc" / "policy.pt"))
+    out = train(cfg, log=lambda *_: None)
+    assert [e["step"] for e in out["evals"]] == [4]
+    log = [json.loads(l) for l in (tmp_path / "piql" / "train_log.jsonl").read_text().splitlines()]
+    iql = [r for r in log if "w_ess_frac" in r]
+    assert iql and all(0 < r["w_ess_frac"] <= 1 + 1e-9 and 0 <= r["w_clip_frac"] <= 1 for r in iql)

@@ -8,7 +8,8 @@ steps and a killed run started again with the same ``--out`` resumes from it.
 ``--method bc`` runs the behaviour-cloning phase alone (``bc_steps`` on all transitions) and saves its policy;
 SFT / CPL / PPL given ``--init <bc run>/policy.pt`` start from it at step ``bc_steps`` with a fresh optimiser
 (as the official CPL code resets its optimiser and starts its lr warm-up after BC), so all three share one BC
-start per dataset and seed, evaluated once. Preference methods also log the preference-logit distribution
+start per dataset and seed, evaluated once. P-IQL given ``--init`` starts its actor there too (its reward model,
+critics and IQL step count start fresh); the official P-IQL trains its actor from scratch for 500k steps. Preference methods also log the preference-logit distribution
 (``logit_abs_mean``, ``logit_sat_frac`` = share of |logit| > 5) and, for PPL, both terms of the segment score
 (``score_logp`` = alpha sum log pi, ``score_kl`` = lam sum KL) on a fixed set of pairs at their start and end.
 
@@ -62,7 +63,7 @@ class TrainConfig:
     lam: float | None = None  # PPL weight of the contrastive KL term (None: alpha, from the regret derivation)
     warmup_steps: int = 0  # linear lr warm-up after the BC phase (CPL's official schedule), 0 = none
     schedule: str = "constant"  # lr schedule after warm-up: constant | cosine (P-IQL's official one)
-    init: str | None = None  # policy.pt of a `bc` run: start SFT/CPL/PPL from it at step bc_steps
+    init: str | None = None  # policy.pt of a `bc` run: start SFT/CPL/PPL from it at step bc_steps (P-IQL: its actor)
     rm_steps: int = 10_000  # P-IQL reward-model steps
     expectile: float = 0.7  # IQL expectile
     beta: float = 0.3333  # IQL advantage temperature (weights exp(adv / beta))
@@ -174,15 +175,16 @@ class Trainer:
         self.step = 0
         self.diag_start: dict[str, float] | None = None  # preference diagnostics when the contrastive phase starts
         if cfg.init:
-            if cfg.method not in ("sft", "cpl", "ppl"):
-                raise ValueError(f"TrainConfig.init: only sft/cpl/ppl start from a BC policy, not {cfg.method!r}")
+            if cfg.method not in ("sft", "cpl", "ppl", "piql"):
+                raise ValueError(f"TrainConfig.init: only sft/cpl/ppl/piql start from a BC policy, not {cfg.method!r}")
             st = torch.load(cfg.init, map_location="cpu", weights_only=False)
             if st.get("bc_steps") != cfg.bc_steps or st.get("dataset") != os.path.abspath(cfg.dataset):
                 raise ValueError(f"{cfg.init}: BC policy of another dataset or bc_steps "
                                  f"({st.get('dataset')}, {st.get('bc_steps')}) than this run "
                                  f"({os.path.abspath(cfg.dataset)}, {cfg.bc_steps})")
             self.policy.load_state_dict(st["policy"])
-            self.step = cfg.bc_steps
+            # SFT/CPL/PPL continue the BC run's step count; P-IQL's actor starts its IQL phase (steps 0..steps)
+            self.step = 0 if cfg.method == "piql" else cfg.bc_steps
         self.evals: list[dict[str, Any]] = []
         self.nets: dict[str, torch.nn.Module] = {}
         if cfg.method == "piql":
@@ -292,7 +294,12 @@ class Trainer:
             w = awr_weights(q_t - v.detach(), c.beta, c.max_weight)
         pi_loss = -(w * self.policy.log_prob(s, a)).mean()
         self._update(pi_loss)
-        return {"v_loss": float(v_loss), "q_loss": float(q_loss), "pi_loss": float(pi_loss)}
+        # how peaked the advantage weights are: the share clipped at max_weight and the effective sample size
+        # (sum w)^2 / (N sum w^2) as a fraction of the batch (1 = plain BC, 1/N = regression onto one sample)
+        ess = float(w.sum() ** 2 / (len(w) * w.pow(2).sum()).clamp_min(1e-12))
+        return {"v_loss": float(v_loss), "q_loss": float(q_loss), "pi_loss": float(pi_loss),
+                "w_clip_frac": float((w >= c.max_weight).float().mean()), "w_ess_frac": ess,
+                "adv_mean": float((q_t - v.detach()).mean())}
 
     def lr_at(self, step: int) -> float:
         """lr of ``step`` within the run's own phase (BC: 0..bc_steps; P-IQL: 0..steps; SFT/CPL/PPL after BC:
