@@ -188,3 +188,22 @@ def torch_module():
     import torch
 
     return torch.nn.Linear(2, 2)
+
+
+def test_dapo_answer_instructions_are_removed_from_training_problems(tmp_path, capsys):
+    """Issue 17: DAPO-Math-17k rows say 'Answer: $Answer' while the template asks for \\boxed{} (and the reward reads
+    only that): the wrapper is removed, the problem kept verbatim; rows without it are untouched."""
+    from benchmarks.math.prompts import strip_answer_instructions
+
+    problem = "Find the largest real part of $(75+117i)z$ where $|z|=4$.\n\nGive it exactly."
+    dapo = ("Solve the following math problem step by step. The last line of your response should be of the form "
+            "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n" + problem +
+            '\n\nRemember to put your answer on its own line after "Answer:".')
+    assert strip_answer_instructions(dapo) == problem
+    assert strip_answer_instructions(problem) == problem
+    data = tmp_path / "dapo.jsonl"
+    data.write_text(json.dumps({"id": 0, "problem": dapo, "answer": "540"}) + "\n"
+                    + json.dumps({"id": 1, "problem": problem, "answer": "1"}) + "\n")
+    rows = train_rl.load_rows(str(data))
+    assert [r["problem"] for r in rows] == [problem, problem] and rows[0]["answer"] == "540"
+    assert "from 1 of 2 problems" in capsys.readouterr().err

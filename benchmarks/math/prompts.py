@@ -10,10 +10,29 @@
 
 from __future__ import annotations
 
-__all__ = ["TEMPLATES", "QWEN25_MATH_SYSTEM", "build_prompt", "build_messages"]
+__all__ = ["TEMPLATES", "QWEN25_MATH_SYSTEM", "build_prompt", "build_messages", "strip_answer_instructions"]
 
 QWEN25_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 TEMPLATES = ("plain", "qwen25-math-cot")
+
+# DAPO-Math-17k wraps every problem in an "Answer: $Answer" instruction (kept by open-r1's processed copy). Our
+# templates and rewards ask for and read \boxed{} only, so the wrapper would contradict the system prompt; the
+# Entropy-Mechanism authors rewrote their data to \boxed{} (their README: "modify the system prompt and specify
+# the answer in the format of \boxed{}").
+_DAPO_PREAMBLE = ("Solve the following math problem step by step. The last line of your response should be of the "
+                  "form Answer: $Answer (without quotes) where $Answer is the answer to the problem.")
+_DAPO_REMINDER = 'Remember to put your answer on its own line after "Answer:".'
+
+
+def strip_answer_instructions(problem: str) -> str:
+    """The bare problem of a DAPO-style row (its answer-format preamble and reminder removed); other text as is."""
+    text = problem.strip()
+    if not text.startswith(_DAPO_PREAMBLE):
+        return problem
+    text = text[len(_DAPO_PREAMBLE):]
+    if text.rstrip().endswith(_DAPO_REMINDER):
+        text = text.rstrip()[: -len(_DAPO_REMINDER)]
+    return text.strip()
 
 
 def build_messages(problem: str, template: str) -> list[dict[str, str]]:

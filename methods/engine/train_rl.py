@@ -74,6 +74,7 @@ class TrainRLArgs:
     save_model: bool = False  # save the trained model and tokenizer under <out>/model
     use_vllm: bool = False  # vLLM colocated rollouts (GPU tiers)
     vllm_gpu_memory_utilization: float = 0.3  # vLLM colocate memory share
+    vllm_tensor_parallel_size: int = 1  # GPUs per colocated vLLM engine (32B: 2, as the official runs; divides world)
     bf16: bool = False  # bf16 training (GPU tiers)
     gradient_checkpointing: bool = False  # activation checkpointing (large models)
     paper: str = "entropy_mechanism"  # results: paper column
@@ -118,6 +119,9 @@ def batch_geometry(args: TrainRLArgs, world_size: int = 1) -> dict[str, int]:
     if not per_device or per_device % args.micro_batch_size:
         raise ValueError(f"a PPO mini-batch of {minibatch} responses over {world_size} device(s) must split into "
                          f"micro-batches of micro_batch_size={args.micro_batch_size}")
+    tp = getattr(args, "vllm_tensor_parallel_size", 1)
+    if tp < 1 or world_size % tp:
+        raise ValueError(f"--vllm-tensor-parallel-size {tp} must be >= 1 and divide the {world_size} process(es)")
     ga = per_device // args.micro_batch_size
     return dict(per_device_train_batch_size=args.micro_batch_size, gradient_accumulation_steps=ga,
                 steps_per_generation=ga * args.ppo_minibatches, generation_batch_size=rollout,
@@ -141,6 +145,7 @@ def grpo_settings(args: TrainRLArgs, world_size: int = 1) -> dict[str, Any]:
         beta=0.0, loss_type="bnpo", scale_rewards="group", importance_sampling_level=args.importance_sampling_level,
         mask_truncated_completions=False, use_vllm=args.use_vllm, vllm_mode="colocate",
         vllm_gpu_memory_utilization=args.vllm_gpu_memory_utilization,
+        vllm_tensor_parallel_size=args.vllm_tensor_parallel_size,
         vllm_importance_sampling_correction=False, gradient_checkpointing=args.gradient_checkpointing,
         shuffle_dataset=True, remove_unused_columns=False,
     )
@@ -212,8 +217,26 @@ def load_rows(spec: str, limit: int | None = None) -> list[dict]:
         if unknown:
             raise ValueError(f"--train-data {spec!r}: unknown option(s) {sorted(unknown)} (problem, answer)")
         hub = replace(_parse_hub_id(hub_id), problem_field=opts.get("problem"), answer_field=opts.get("answer"))
-        return from_hub(hub.repo.split("/")[-1], hub, limit=limit)
-    return read_jsonl(spec, limit)
+        rows = from_hub(hub.repo.split("/")[-1], hub, limit=limit)
+    else:
+        rows = read_jsonl(spec, limit)
+    return _boxed_problems(rows, spec)
+
+
+def _boxed_problems(rows: list[dict], spec: str) -> list[dict]:
+    """Problems without DAPO's "Answer: $Answer" wrapper (benchmarks.math.prompts.strip_answer_instructions):
+    the prompt template asks for \\boxed{} and the rewards read only that."""
+    from benchmarks.math.prompts import strip_answer_instructions
+
+    out, n = [], 0
+    for r in rows:
+        p = strip_answer_instructions(str(r["problem"]))
+        n += p != r["problem"]
+        out.append({**r, "problem": p} if p != r["problem"] else r)
+    if n:
+        print(f"train_rl: {spec}: removed DAPO's 'Answer: $Answer' instruction from {n} of {len(rows)} problems "
+              f"(the template asks for \\boxed{{}})", file=sys.stderr)
+    return out
 
 
 def build_prompt(problem: str, template: str, tokenizer=None) -> str:
