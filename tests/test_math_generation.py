@@ -135,6 +135,26 @@ def test_repetition_penalty_is_hfs_rule_and_changes_greedy_output(tiny):
         Sampling(repetition_penalty=0)
 
 
+def test_generation_leaves_the_callers_rng_alone(tiny):
+    """Validation inside RL calls generate: it must not reset the run's random stream (before the fix, every
+    rollout after a validation drew the same numbers whatever the run's seed)."""
+    model, tok = tiny
+    for sampling in (Sampling(max_new_tokens=4), Sampling(n=2, temperature=1.0, max_new_tokens=4, seed=5)):
+        draws = []
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            expected = torch.rand(3, generator=torch.Generator().manual_seed(seed))  # the stream's first draws
+            generate(model, tok, _prompts(tok)[:2], sampling, batch_size=2)
+            got = torch.rand(3)
+            assert torch.equal(got, expected)
+            draws.append(got)
+        assert not torch.equal(draws[0], draws[1])
+    a = generate(model, tok, _prompts(tok), Sampling(n=3, temperature=1.0, max_new_tokens=8, seed=3), batch_size=2)
+    torch.manual_seed(123)
+    b = generate(model, tok, _prompts(tok), Sampling(n=3, temperature=1.0, max_new_tokens=8, seed=3), batch_size=2)
+    assert [[c.token_ids for c in r] for r in a] == [[c.token_ids for c in r] for r in b]  # still seeded by Sampling
+
+
 def test_sampling_validation():
     with pytest.raises(ValueError, match="n must"):
         Sampling(n=0)

@@ -4,8 +4,8 @@
     completions[i][j]  # j-th sample for prompt i: Completion(text, num_tokens, mean_entropy, finish_reason)
 
 * ``hf``: batched ``model.generate`` with left padding and the KV cache, CPU or GPU. Sampling
-  is seeded per batch (``torch.manual_seed(seed + first prompt index of the batch)``), so a run is
-  reproducible for a given batch size. With ``return_entropy`` the mean token entropy of each
+  is seeded per batch (``torch.manual_seed(seed + first prompt index of the batch)``, on a forked RNG state
+  that is restored afterwards), so a run is reproducible for a given batch size. With ``return_entropy`` the mean token entropy of each
   completion is recorded on the fly by a logits processor (no full-vocabulary logits are kept).
 * ``vllm``: ``vllm.LLM`` offline generation. vLLM is imported only when this backend is asked for;
   without it (or without a GPU) a clear error says so.
@@ -150,8 +150,19 @@ def _generate_fast(model, tokenizer, input_ids, attention_mask, sampling: Sampli
                           stop_check=stop_check, entropy_temperature=sampling.temperature if return_entropy else None)
 
 
+def generate_hf(model, tokenizer, prompts: Sequence[str], sampling: Sampling, batch_size: int = 8,
+                return_entropy: bool = False, progress: bool = False, use_fast: bool = True) -> list[list[Completion]]:
+    """Batched generation of ``batch_size`` prompts at a time (each expanded to ``n`` samples); see
+    :func:`_generate_hf`. The caller's torch RNG state is left as it was: the per-batch seeding happens on a
+    forked generator state, so a validation or evaluation inside a training run does not reset the run's own
+    random stream (it did before: every rollout after a validation drew the same numbers whatever the seed)."""
+    dev = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        return _generate_hf(model, tokenizer, prompts, sampling, batch_size, return_entropy, progress, use_fast)
+
+
 @torch.no_grad()
-def generate_hf(
+def _generate_hf(
     model,
     tokenizer,
     prompts: Sequence[str],
