@@ -8,9 +8,10 @@ and prints one timing line; rows go to ``results/gpu-smoke/<version>/smoke.csv``
    autocast over fp32 weights, 2 optimiser steps, validation and the final evaluation of the saved checkpoint.
 3. ``empo``: the same entry point with the semantic-entropy reward.
 4. ``one_shot_em``: ``methods.one_shot_em.train``, 2 optimiser steps in bf16 on CUDA.
+5. ``ppl``: ``methods.ppl.train`` (CPL and P-IQL) with ``--device cuda`` on a 4-episode MetaWorld dataset.
 
 Without CUDA it prints why and exits 0 (CI and CPU machines). Not covered: multi-GPU ZeRO-3 / FSDP sharding
-(one GPU), vLLM colocated rollouts (needs vLLM installed), and the PPL trainer, which runs on CPU.
+(one GPU) and vLLM colocated rollouts (needs vLLM installed).
 """
 from __future__ import annotations
 
@@ -104,6 +105,24 @@ def main(argv=None) -> int:
                                         str(tmp / "osem"), "--prompt", "Compute 3 + 4 × 2.", "--micro-batch", "4",
                                         "--grad-accum", "2", "--max-steps", "2", "--max-new-tokens", "32",
                                         "--bf16", "true", "--device", "cuda"], tmp / "osem.log"), lines)
+    def ppl():
+        from benchmarks.metaworld.collect import episodes_to_arrays, write_dataset
+        from benchmarks.metaworld.policies import BehaviourSpec, run_episodes
+        from benchmarks.metaworld.preferences import label_dataset, write_prefs
+
+        specs = [BehaviourSpec("button-press", 0.6, 0.3, 1, 0), BehaviourSpec("button-press", 0.2, 0.3, 0, 1)]
+        eps = run_episodes([(specs[i % 2], s) for i, s in enumerate([1, 2, 3, 4])], workers=2)
+        arrays = episodes_to_arrays(eps, [1, 2, 3, 4])
+        write_dataset(tmp / "mw.hdf5", arrays, {"task": "button-press", "kind": "heterogeneous", "seed": 0})
+        write_prefs(tmp / "mw.prefs.hdf5", label_dataset(arrays, 16, 64, "return", "dense", 2, seed=0),
+                    {"segment_length": 64, "teacher": "return"})
+        for method in ("cpl", "piql"):
+            _run([py, "-m", "methods.ppl.train", "--method", method, "--dataset", str(tmp / "mw.hdf5"), "--prefs",
+                  str(tmp / "mw.prefs.hdf5"), "--out", str(tmp / f"ppl_{method}"), "--steps", "200", "--bc-steps",
+                  "100", "--rm-steps", "50", "--eval-every", "200", "--eval-episodes", "2", "--device", "cuda"],
+                 tmp / f"ppl_{method}.log")
+
+    _timed("ppl", ppl, lines)
     version = make_version()
     out = Path("results") / "gpu-smoke" / version
     rows = [make_row("gpu_smoke", ln["stage"], "tiny-qwen2", "smoke", 0, -1, m, float(v))

@@ -62,7 +62,7 @@ rule ppl_bc:
                                 "threads": config["threads"]}),
     threads: config["threads"]
     resources:
-        gpu=0,
+        gpu=gpus("ppl"),
     conda:
         "../envs/metaworld.yaml"
     shell:
@@ -91,7 +91,7 @@ rule ppl_train:
                                    if wc.method in PPL_FROM_BC else {})}),
     threads: config["threads"]
     resources:
-        gpu=0,
+        gpu=gpus("ppl"),
     conda:
         "../envs/metaworld.yaml"
     shell:
@@ -121,7 +121,7 @@ rule ppl_sweep_point:
                                 "init": work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")}),
     threads: config["threads"]
     resources:
-        gpu=0,
+        gpu=gpus("ppl"),
     conda:
         "../envs/metaworld.yaml"
     shell:

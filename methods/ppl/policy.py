@@ -90,12 +90,12 @@ class GaussianPolicy(nn.Module):
         layers: list = []
         for m in self.net:
             if isinstance(m, nn.Linear):
-                layers.append((m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()))
+                layers.append((m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy()))
             elif isinstance(m, nn.ReLU):
                 layers.append(None)
             elif not isinstance(m, nn.Dropout):
                 raise TypeError(f"numpy_actor: unsupported layer {m}")
-        mean, std = self.obs_mean.numpy().copy(), self.obs_std.numpy().copy()
+        mean, std = self.obs_mean.cpu().numpy().copy(), self.obs_std.cpu().numpy().copy()
 
         def act(obs) -> np.ndarray:
             x = (np.asarray(obs, dtype=np.float32) - mean) / std
@@ -110,5 +110,5 @@ class GaussianPolicy(nn.Module):
         """Deterministic (mean) action for one numpy observation."""
         import numpy as np
 
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        return self.mean(x).numpy()
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.obs_mean.device)
+        return self.mean(x).cpu().numpy()

@@ -75,6 +75,7 @@ class TrainConfig:
     checkpoint_every: int = 10_000  # steps between checkpoints
     log_every: int = 1_000  # steps between train_log lines
     threads: int = 1  # torch threads
+    device: str = "cpu"  # cpu | cuda | auto: where the networks and the data tensors live (evaluation steps MetaWorld on CPU)
     model_name: str = "gaussian-mlp"  # model column of the results
     run_name: str | None = None  # method column of the results (None: method), e.g. a sweep point cpl_a0.3
 
@@ -97,6 +98,7 @@ class Data:
         self.rew_true = f("rewards")
         self.done = torch.as_tensor(d["terminals"], dtype=torch.float32)
         self.mu_b, self.std_b = f("behavior_mean"), f("behavior_std")
+        self.device = torch.device("cpu")
         L = int(p["metadata"].get("segment_length", 64))
         self.seg_idx = torch.as_tensor(segment_index(d["episodes"], p["seg_episode"], p["seg_start"], L))
         self.pairs = torch.as_tensor(p["pairs"])
@@ -121,6 +123,14 @@ class Data:
 
     def sample_steps(self, n: int, g: torch.Generator) -> torch.Tensor:
         return torch.randint(0, len(self.obs), (n,), generator=g)
+
+    def to(self, device: torch.device) -> "Data":
+        """The float tensors the losses read on ``device``; indices, pairs and labels stay on CPU, where the
+        CPU generator draws the batches (so a seed draws the same batches on every device)."""
+        for k in ("obs", "act", "next_obs", "rew_true", "done", "mu_b", "std_b"):
+            setattr(self, k, getattr(self, k).to(device))
+        self.device = torch.device(device)
+        return self
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,9 +177,12 @@ class Trainer:
         if cfg.method not in METHODS:
             raise ValueError(f"TrainConfig.method: unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
         self.cfg, self.data = cfg, data
+        self.device = resolve_device(cfg.device)
+        data.to(self.device)
         torch.manual_seed(cfg.seed)
         self.g = torch.Generator().manual_seed(cfg.seed)
         self.policy = GaussianPolicy(39, 4, cfg.hidden, cfg.dropout, cfg.init_std, cfg.learn_std, logp=cfg.logp)
+        self.policy.to(self.device)  # before the optimiser is built on its parameters
         self.policy.set_obs_stats(data.obs)
         self.opt = torch.optim.Adam([p for p in self.policy.parameters() if p.requires_grad], lr=cfg.lr)
         self.step = 0
@@ -189,8 +202,9 @@ class Trainer:
         self.nets: dict[str, torch.nn.Module] = {}
         if cfg.method == "piql":
             h = cfg.hidden
-            self.nets = {"reward": mlp(43, h, 1), "q1": mlp(43, h, 1), "q2": mlp(43, h, 1), "v": mlp(39, h, 1),
-                         "q1_t": mlp(43, h, 1), "q2_t": mlp(43, h, 1)}
+            self.nets = {k: net.to(self.device) for k, net in
+                         {"reward": mlp(43, h, 1), "q1": mlp(43, h, 1), "q2": mlp(43, h, 1), "v": mlp(39, h, 1),
+                          "q1_t": mlp(43, h, 1), "q2_t": mlp(43, h, 1)}.items()}
             self.nets["q1_t"].load_state_dict(self.nets["q1"].state_dict())
             self.nets["q2_t"].load_state_dict(self.nets["q2"].state_dict())
             self.rm_opt = torch.optim.Adam(self.nets["reward"].parameters(), lr=cfg.lr)
@@ -344,6 +358,8 @@ class Trainer:
         st = {"step": self.step, "evals": self.evals, "diag_start": self.diag_start, "policy": self.policy.state_dict(),
               "opt": self.opt.state_dict(), "g": self.g.get_state(), "torch_rng": torch.get_rng_state(),
               "config": asdict(self.cfg)}
+        if self.device.type == "cuda":  # dropout draws from the device's generator
+            st["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         if self.cfg.method == "piql":
             st.update(nets={k: v.state_dict() for k, v in self.nets.items()}, rm_opt=self.rm_opt.state_dict(),
                       q_opt=self.q_opt.state_dict(), v_opt=self.v_opt.state_dict(), rm_step=self.rm_step)
@@ -355,6 +371,8 @@ class Trainer:
         self.opt.load_state_dict(st["opt"])
         self.g.set_state(st["g"])
         torch.set_rng_state(st["torch_rng"])
+        if "cuda_rng" in st and self.device.type == "cuda":
+            torch.cuda.set_rng_state(st["cuda_rng"], self.device)
         if self.cfg.method == "piql":
             for k, v in st["nets"].items():
                 self.nets[k].load_state_dict(v)
@@ -362,6 +380,17 @@ class Trainer:
             self.q_opt.load_state_dict(st["q_opt"])
             self.v_opt.load_state_dict(st["v_opt"])
             self.rm_step = st["rm_step"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` | ``cuda`` | ``auto`` (cuda when available) -> a torch.device; a clear error without CUDA."""
+    if name not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"TrainConfig.device must be cpu, cuda or auto, got {name!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("TrainConfig.device 'cuda': no CUDA device visible (use --device cpu or auto)")
+    return torch.device(name)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
