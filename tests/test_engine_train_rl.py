@@ -46,6 +46,12 @@ def test_batch_geometry_and_errors():
     with pytest.raises(ValueError, match="--k-ratio does not apply"):
         train_rl.loss_kwargs(train_rl.TrainRLArgs(policy_loss="grpo", k_ratio=0.1))
     assert train_rl.loss_kwargs(train_rl.TrainRLArgs(policy_loss="clip_higher", eps_high=0.28)) == {"eps_high": 0.28}
+    tp = train_rl.TrainRLArgs(prompts_per_step=8, num_generations=8, ppo_minibatches=4, micro_batch_size=2,
+                              vllm_tensor_parallel_size=2, use_vllm=True)
+    assert train_rl.grpo_settings(tp, world_size=8)["vllm_tensor_parallel_size"] == 2  # the 32B runs' TP 2
+    with pytest.raises(ValueError, match="tensor-parallel-size 3 must .* divide the 8"):
+        train_rl.batch_geometry(train_rl.TrainRLArgs(prompts_per_step=8, num_generations=8, ppo_minibatches=4,
+                                                     micro_batch_size=2, vllm_tensor_parallel_size=3), 8)
 
 
 def test_dry_run_needs_no_model(capsys):
