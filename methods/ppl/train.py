@@ -9,8 +9,8 @@ steps and a killed run started again with the same ``--out`` resumes from it.
 SFT / CPL / PPL given ``--init <bc run>/policy.pt`` start from it at step ``bc_steps`` with a fresh optimiser
 (as the official CPL code resets its optimiser and starts its lr warm-up after BC), so all three share one BC
 start per dataset and seed, evaluated once. P-IQL given ``--init`` starts its actor there too (its reward model,
-critics and IQL step count start fresh); the official P-IQL trains its actor from scratch for 500k steps. Preference methods also log the preference-logit distribution
-(``logit_abs_mean``, ``logit_sat_frac`` = share of |logit| > 5) and, for PPL, both terms of the segment score
+critics and IQL step count start fresh); the official P-IQL trains its actor from scratch for 500k steps.
+Preference methods also log the preference-logit distribution (``logit_abs_mean``, ``logit_sat_frac`` = share of |logit| > 5) and, for PPL, both terms of the segment score
 (``score_logp`` = alpha sum log pi, ``score_kl`` = lam sum KL) on a fixed set of pairs at their start and end.
 
 Outputs in ``--out``: metrics.json (rows: ``success`` per eval step, ``success`` at step -1 = final,
@@ -75,7 +75,7 @@ class TrainConfig:
     checkpoint_every: int = 10_000  # steps between checkpoints
     log_every: int = 1_000  # steps between train_log lines
     threads: int = 1  # torch threads
-    device: str = "cpu"  # cpu | cuda | auto: where the networks and the data tensors live (evaluation steps MetaWorld on CPU)
+    device: str = "cpu"  # cpu | cuda | auto: networks and data tensors (MetaWorld evaluation stays on CPU)
     model_name: str = "gaussian-mlp"  # model column of the results
     run_name: str | None = None  # method column of the results (None: method), e.g. a sweep point cpl_a0.3
 
