@@ -10,8 +10,9 @@ SFT / CPL / PPL given ``--init <bc run>/policy.pt`` start from it at step ``bc_s
 (as the official CPL code resets its optimiser and starts its lr warm-up after BC), so all three share one BC
 start per dataset and seed, evaluated once. P-IQL given ``--init`` starts its actor there too (its reward model,
 critics and IQL step count start fresh); the official P-IQL trains its actor from scratch for 500k steps.
-Preference methods also log the preference-logit distribution (``logit_abs_mean``, ``logit_sat_frac`` = share of |logit| > 5) and, for PPL, both terms of the segment score
-(``score_logp`` = alpha sum log pi, ``score_kl`` = lam sum KL) on a fixed set of pairs at their start and end.
+Preference methods also log the preference-logit distribution (``logit_abs_mean``, ``logit_sat_frac`` = share of
+|logit| > 5) and, for PPL, both terms of the segment score (``score_logp`` = alpha sum log pi, ``score_kl`` =
+lam sum KL) on a fixed set of pairs at their start and end.
 
 Outputs in ``--out``: metrics.json (rows: ``success`` per eval step, ``success`` at step -1 = final,
 ``success_best`` at step -1, the diagnostics), train_log.jsonl (losses, updates/s), eval_episodes.jsonl.
