@@ -106,19 +106,12 @@ def main(argv=None) -> int:
                                         "--grad-accum", "2", "--max-steps", "2", "--max-new-tokens", "32",
                                         "--bf16", "true", "--device", "cuda"], tmp / "osem.log"), lines)
     def ppl():
-        from benchmarks.metaworld.collect import episodes_to_arrays, write_dataset
-        from benchmarks.metaworld.policies import BehaviourSpec, run_episodes
-        from benchmarks.metaworld.preferences import label_dataset, write_prefs
+        from benchmarks.metaworld.tiny import write_tiny_dataset
 
-        specs = [BehaviourSpec("button-press", 0.6, 0.3, 1, 0), BehaviourSpec("button-press", 0.2, 0.3, 0, 1)]
-        eps = run_episodes([(specs[i % 2], s) for i, s in enumerate([1, 2, 3, 4])], workers=2)
-        arrays = episodes_to_arrays(eps, [1, 2, 3, 4])
-        write_dataset(tmp / "mw.hdf5", arrays, {"task": "button-press", "kind": "heterogeneous", "seed": 0})
-        write_prefs(tmp / "mw.prefs.hdf5", label_dataset(arrays, 16, 64, "return", "dense", 2, seed=0),
-                    {"segment_length": 64, "teacher": "return"})
+        dataset, prefs = write_tiny_dataset(tmp / "mw")
         for method in ("cpl", "piql"):
-            _run([py, "-m", "methods.ppl.train", "--method", method, "--dataset", str(tmp / "mw.hdf5"), "--prefs",
-                  str(tmp / "mw.prefs.hdf5"), "--out", str(tmp / f"ppl_{method}"), "--steps", "200", "--bc-steps",
+            _run([py, "-m", "methods.ppl.train", "--method", method, "--dataset", str(dataset), "--prefs",
+                  str(prefs), "--out", str(tmp / f"ppl_{method}"), "--steps", "200", "--bc-steps",
                   "100", "--rm-steps", "50", "--eval-every", "200", "--eval-episodes", "2", "--device", "cuda"],
                  tmp / f"ppl_{method}.log")
 

@@ -5,22 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.metaworld.collect import episodes_to_arrays, write_dataset
-from benchmarks.metaworld.policies import BehaviourSpec, run_episodes
-from benchmarks.metaworld.preferences import label_dataset, write_prefs
+from benchmarks.metaworld.tiny import write_tiny_dataset
 from methods.ppl.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("ppl")
-    specs = [BehaviourSpec("button-press", 0.6, 0.3, 1, 0), BehaviourSpec("button-press", 0.2, 0.3, 0, 1)]
-    seeds = [1, 2, 3, 4]
-    eps = run_episodes([(specs[i % 2], s) for i, s in enumerate(seeds)], workers=2)
-    data = episodes_to_arrays(eps, seeds)
-    write_dataset(d / "data.hdf5", data, {"task": "button-press", "kind": "heterogeneous", "seed": 0})
-    prefs = label_dataset(data, 16, 64, "return", "dense", 2, seed=0)
-    write_prefs(d / "prefs.hdf5", prefs, {"segment_length": 64, "teacher": "return"})
+    write_tiny_dataset(d)
     return d
 
 

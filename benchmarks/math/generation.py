@@ -5,8 +5,9 @@
 
 * ``hf``: batched ``model.generate`` with left padding and the KV cache, CPU or GPU. Sampling
   is seeded per batch (``torch.manual_seed(seed + first prompt index of the batch)``, on a forked RNG state
-  that is restored afterwards), so a run is reproducible for a given batch size. With ``return_entropy`` the mean token entropy of each
-  completion is recorded on the fly by a logits processor (no full-vocabulary logits are kept).
+  that is restored afterwards), so a run is reproducible for a given batch size. With ``return_entropy`` the
+  mean token entropy of each completion is recorded on the fly by a logits processor (no full-vocabulary
+  logits are kept).
 * ``vllm``: ``vllm.LLM`` offline generation. vLLM is imported only when this backend is asked for;
   without it (or without a GPU) a clear error says so.
 """

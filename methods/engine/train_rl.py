@@ -119,7 +119,7 @@ def batch_geometry(args: TrainRLArgs, world_size: int = 1) -> dict[str, int]:
     if not per_device or per_device % args.micro_batch_size:
         raise ValueError(f"a PPO mini-batch of {minibatch} responses over {world_size} device(s) must split into "
                          f"micro-batches of micro_batch_size={args.micro_batch_size}")
-    tp = getattr(args, "vllm_tensor_parallel_size", 1)
+    tp = args.vllm_tensor_parallel_size
     if tp < 1 or world_size % tp:
         raise ValueError(f"--vllm-tensor-parallel-size {tp} must be >= 1 and divide the {world_size} process(es)")
     ga = per_device // args.micro_batch_size
