@@ -9,7 +9,8 @@
 # their contrastive phase (step = bc_steps) and at the end (step -1).
 
 PPL = config["ppl"]
-PPL_FROM_BC = ("sft", "cpl", "ppl")  # methods that start from the shared BC policy
+# methods that start from the shared BC policy; P-IQL too when ppl.piql_from_bc (chosen on the sweep task)
+PPL_FROM_BC = ("sft", "cpl", "ppl") + (("piql",) if PPL.get("piql_from_bc") else ())
 
 
 def ppl_methods():
@@ -99,8 +100,20 @@ rule ppl_train:
         " --dataset {input.dataset} --prefs {input.prefs} --out {params.out} {params.options} > {log} 2>&1"
 
 
+def ppl_sweep_options(wc):
+    """Flags of one sweep run: the train config, the point's method overrides and flags, and its BC start."""
+    point = _sweep_point(wc.point)
+    from_bc = point.pop("from_bc", True)
+    opts = {**PPL["train"], **PPL.get("method_overrides", {}).get(point["method"], {}), **point,
+            "run_name": wc.point, "threads": config["threads"]}
+    if from_bc:
+        opts["init"] = work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")
+    return opts
+
+
 rule ppl_sweep_point:
-    """One point of the alpha / KL-weight sweep on the sweep task (from its BC start)."""
+    """One point of the sweep on the sweep task: CPL/PPL at an alpha / KL weight (from its BC start), or P-IQL's
+    actor from scratch (piql_scratch) or from the BC start (piql_bc)."""
     input:
         dataset=work("metaworld", "{task}", "{kind}.hdf5"),
         prefs=work("metaworld", "{task}", "{kind}.prefs.hdf5"),
@@ -112,13 +125,11 @@ rule ppl_sweep_point:
     wildcard_constraints:
         task="[a-z-]+",
         kind="homogeneous|heterogeneous",
-        point=r"(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?",
+        point=r"(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?|piql_(scratch|bc)",
         seed=r"\d+",
     params:
         out=lambda wc: work("ppl", wc.task, wc.kind, wc.point, f"seed{wc.seed}"),
-        options=lambda wc: cli({**PPL["train"], **PPL.get("method_overrides", {}).get(_sweep_point(wc.point)["method"], {}),
-                                **_sweep_point(wc.point), "run_name": wc.point, "threads": config["threads"],
-                                "init": work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")}),
+        options=lambda wc: cli(ppl_sweep_options(wc)),
     threads: config["threads"]
     resources:
         gpu=gpus("ppl"),

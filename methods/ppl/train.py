@@ -66,6 +66,8 @@ class TrainConfig:
     schedule: str = "constant"  # lr schedule after warm-up: constant | cosine (P-IQL's official one)
     init: str | None = None  # policy.pt of a `bc` run: start SFT/CPL/PPL from it at step bc_steps (P-IQL: its actor)
     rm_steps: int = 10_000  # P-IQL reward-model steps
+    # P-IQL's learned reward for IQL: standardise (mean 0, std 1 over the dataset) | none (raw, as the official code)
+    reward_norm: str = "standardise"
     expectile: float = 0.7  # IQL expectile
     beta: float = 0.3333  # IQL advantage temperature (weights exp(adv / beta))
     max_weight: float = 100.0  # IQL weight clip
@@ -283,7 +285,13 @@ class Trainer:
         d = self.data
         with torch.no_grad():
             r = self.nets["reward"](torch.cat([d.obs, d.act], -1)).squeeze(-1)
-        self.rew_hat = (r - r.mean()) / r.std().clamp_min(1e-6)  # standardised learned reward
+        self.rew_std_raw = float(r.std())  # logged: the raw scale sets how peaked exp(adv / beta) gets
+        if self.cfg.reward_norm == "none":
+            self.rew_hat = r
+        elif self.cfg.reward_norm == "standardise":
+            self.rew_hat = (r - r.mean()) / r.std().clamp_min(1e-6)
+        else:
+            raise ValueError(f"TrainConfig.reward_norm: {self.cfg.reward_norm!r} is not standardise | none")
 
     def iql_step(self) -> dict[str, float]:
         d, c, n = self.data, self.cfg, self.nets
@@ -441,6 +449,7 @@ def train(cfg: TrainConfig, stop_after: int | None = None, log=print) -> dict[st
             if tr.rm_step % cfg.log_every == 0 or tr.rm_step == cfg.rm_steps:
                 _append_jsonl(out / "train_log.jsonl", [{"rm_step": tr.rm_step, **m}])
         tr.label_rewards()
+        _append_jsonl(out / "train_log.jsonl", [{"rm_step": tr.rm_step, "reward_std_raw": tr.rew_std_raw}])
 
     def do_eval():
         t0 = time.monotonic()

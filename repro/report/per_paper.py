@@ -243,7 +243,7 @@ class PaperFindings:
             out.append(md_table(["method", "share of |logit| > 5", "mean |logit|", "α Σ log π (PPL)",
                                  "λ Σ KL (PPL)"], rows) + "\n\nPooled over tasks, kinds and seeds.\n")
         if sweep:
-            out.append("### The alpha / KL-weight sweep (a task that is not reported)\n")
+            out.append("### The hyper-parameter sweep (a task that is not reported)\n")
             rows = []
             sw = f[f["method"].isin(sweep)]
             sat = df[(df["step"] == -1) & (df["metric"] == "logit_sat_frac") & df["method"].isin(sweep)]
@@ -253,6 +253,7 @@ class PaperFindings:
                              cell_text("logit_sat_frac", summarize_cell(sg, self.st)) if not sg.empty else "–"])
             out.append(md_table(["sweep point", "dataset", "success", "share of |logit| > 5"], rows) + "\n\n"
                        "`cpl_a<α>`: CPL at α; `ppl_a<α>_k<r>`: PPL at α with KL weight λ = r·α (r = 1: the regret "
-                       "derivation). The values used for the reported tasks were fixed from this sweep before the "
+                       "derivation); `piql_scratch` / `piql_bc`: P-IQL with its actor from scratch (the official "
+                       "code) / from the BC start. The values used for the reported tasks were fixed from this sweep before the "
                        "final run (rule in config/config.yaml, section ppl).\n")
         return "\n".join(out)

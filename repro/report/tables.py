@@ -253,7 +253,7 @@ def read_wall_times(path: str | Path) -> dict[str, float]:
     return out
 
 
-SWEEP_POINT = re.compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$")
+SWEEP_POINT = re.compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$|^piql_(scratch|bc)$")
 
 
 def without_sweep(df: pd.DataFrame) -> pd.DataFrame:
