@@ -1,8 +1,10 @@
 # One-shot entropy minimisation (issue 7). Runs per model in config["one_shot_em"]["models"]:
 #   selected.json             variance-based choice of the one prompt (skipped when `prompt` is fixed)
+#   selected_control.json     the pool's first prompt whose k selection samples were all right (control prompt)
 #   one_shot_em/seed<s>       EM from the base model, evaluated at eval_steps (curves over `step`)
 #   em_ts<T>/seed<s>          the same at another sampling temperature T_s
 #   rl_then_em/seed<s>        EM (order.em_steps) starting from the empo stage's GRPO model
+#   em_confident/seed<s>      the main run's settings on the control prompt (control.enabled; a diagnostic)
 #   em_then_rl/seed<s>        GRPO (the empo stage's budget) starting from EM's step-order.em_steps checkpoint
 #   skew/<which>/seed<s>      logit skewness of base, one_shot_em, grpo, em_then_rl
 # The RL phase of the ordering runs is the empo stage's GRPO-with-gold baseline (rules/empo.smk).
@@ -48,9 +50,10 @@ def osem_seeds(method):
 def osem_em_args(method, model, seed):
     """methods.one_shot_em.train flags of one EM run."""
     start = work("empo", model, "grpo", f"seed{seed}", "model") if method == "rl_then_em" else osem_model(model)
+    prompt = "selected_control.json" if method == "em_confident" else "selected.json"
     return em_train_args(OSEM, method, model, start, seed, osem_data_dir(),
                          work("one_shot_em", model, method, f"seed{seed}"),
-                         prompt_file=work("one_shot_em", model, "selected.json"), threads=config["threads"])
+                         prompt_file=work("one_shot_em", model, prompt), threads=config["threads"])
 
 
 rule osem_select:
@@ -60,6 +63,7 @@ rule osem_select:
         lambda wc: [work("nano", "model", "model.safetensors")] if OSEM["models"][wc.model] == "nano" else [],
     output:
         work("one_shot_em", "{model}", "selected.json"),
+        work("one_shot_em", "{model}", "selected_control.json"),
     log:
         log_path("one_shot_em", "{model}", "select"),
     wildcard_constraints:
@@ -80,6 +84,7 @@ rule osem_train:
     input:
         osem_local_inputs,
         lambda wc: [work("empo", wc.model, "grpo", f"seed{wc.seed}", "model")] if wc.method == "rl_then_em" else [],
+        lambda wc: [work("one_shot_em", wc.model, "selected_control.json")] if wc.method == "em_confident" else [],
     output:
         metrics=work("one_shot_em", "{model}", "{method}", "seed{seed}", "metrics.json"),
         ckpt=directory(work("one_shot_em", "{model}", "{method}", "seed{seed}", "checkpoints")),
@@ -88,7 +93,7 @@ rule osem_train:
     wildcard_constraints:
         seed=r"\d+",
         model="[^/]+",
-        method="one_shot_em|rl_then_em|em_ts[0-9.]+",
+        method="one_shot_em|rl_then_em|em_confident|em_ts[0-9.]+",
     params:
         args=lambda wc: cli(osem_em_args(wc.method, wc.model, int(wc.seed))),
         launcher=_osem_launcher(OSEM),  # accelerate launch (multi-GPU) when the tier's config asks for it
@@ -190,7 +195,8 @@ def _skew_seeds():
 
 ONE_SHOT_EM_RUNS = (
     [work("one_shot_em", m, meth, f"seed{s}", "metrics.json")
-     for m in OSEM["models"] for meth in list(osem_methods()) + ["rl_then_em", "em_then_rl"] for s in osem_seeds(meth)]
+     for m in OSEM["models"] for meth in list(osem_methods()) + ["rl_then_em", "em_then_rl", "em_confident"]
+     for s in osem_seeds(meth)]
     + ([work("one_shot_em", m, "skew", w, f"seed{s}", "metrics.json")
         for m in OSEM["models"] for w in _skew_subjects() for s in _skew_seeds()] if _SKEW.get("enabled") else [])
 )

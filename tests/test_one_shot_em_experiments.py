@@ -74,3 +74,22 @@ def test_fsdp_config_is_an_accelerate_fsdp2_config():
     assert cfg.fsdp_config["fsdp_version"] == 2
     assert cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "Qwen2DecoderLayer"
     assert cfg.num_processes == section("paper")["num_processes"]
+
+
+def test_control_run_and_prompt():
+    from methods.one_shot_em.select import control_prompt
+    from methods.one_shot_em.selection import rank_by_variance
+
+    cfg = dict(sample_temperature=0.5, seeds=[0, 1, 2], max_steps=40, eval_steps=[0, 10, 40], eval_datasets=["a"],
+               control={"enabled": True, "seeds": [0, 1]})
+    assert seeds_for(cfg, "em_confident") == [0, 1] and seeds_for({**cfg, "control": {}}, "em_confident") == []
+    a = em_train_args(cfg, "em_confident", "nano", "M", 0, "D", "O", prompt_file="ctrl.json")
+    assert a["prompt_file"] == "ctrl.json" and a["eval_steps"] == [0, 10, 40] and a["sample_temperature"] == 0.5
+    pool = [{"id": f"p{i}", "problem": f"Compute {i}.", "answer": str(i)} for i in range(5)]
+    # p = 0.5, 1.0, 0.25, 1.0, 0.75: the variance choice is p0; the control is the first all-right prompt, p1
+    successes = [[1, 0, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]]
+    ranked = rank_by_variance(pool, successes)
+    assert ranked[0].row["id"] == "p0" and control_prompt(pool, ranked).row["id"] == "p1"
+    # without an all-right prompt: the most accurate one, earliest among ties
+    ranked = rank_by_variance(pool, [[1, 0]] * 2 + [[1, 1, 1, 0]] * 3)
+    assert control_prompt(pool, ranked).row["id"] == "p2"

@@ -2,7 +2,9 @@
 
 Runs per model: ``one_shot_em`` (main, T_s = sample_temperature, ``seeds``), ``em_ts<T>`` (the
 sampling-temperature sweep), ``rl_then_em`` (EM from the GRPO model, order.em_steps) and
-``em_then_rl`` (GRPO from the EM checkpoint at order.em_steps; flags from the empo stage's plan).
+``em_then_rl`` (GRPO from the EM checkpoint at order.em_steps; flags from the empo stage's plan) and,
+with ``control.enabled``, ``em_confident``: the main run's settings on a control prompt that the selection
+samples answered right every time (not the paper's choice; a diagnostic of what EM amplifies).
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ def seeds_for(cfg: dict, method: str) -> list[int]:
         return list(cfg["seeds"])
     if method in ("rl_then_em", "em_then_rl"):
         return list(order.get("seeds", [])) if order.get("enabled") else []
+    if method == "em_confident":
+        control = cfg.get("control", {})
+        return list(control.get("seeds", [])) if control.get("enabled") else []
     return list(cfg.get("temperature_sweep_seeds", []))
 
 
@@ -76,8 +81,9 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
     checkpoint at order.em_steps (the EM->RL start and the skewness subject) and at the last step.
     """
     methods = em_methods(cfg)
-    if method not in methods and method != "rl_then_em":
-        raise ValueError(f"one_shot_em: unknown EM method {method!r} (known: {sorted(methods)} + rl_then_em)")
+    if method not in methods and method not in ("rl_then_em", "em_confident"):
+        raise ValueError(f"one_shot_em: unknown EM method {method!r} "
+                         f"(known: {sorted(methods)} + rl_then_em, em_confident)")
     max_steps, eval_steps = int(cfg["max_steps"]), list(cfg["eval_steps"])
     ts = methods.get(method, float(cfg["sample_temperature"]))
     if method == "rl_then_em":
@@ -100,6 +106,8 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         method=method, model_name=model_name, rollout_backend=cfg.get("rollout_backend", "hf"),
         gradient_checkpointing=cfg.get("gradient_checkpointing", False), world_size=world_size(cfg),
     )
+    if method == "em_confident" and cfg.get("prompt") is not None:
+        raise ValueError("one_shot_em.control needs the selection step (prompt: null): a fixed prompt has no control")
     if cfg.get("prompt") is not None:
         args["prompt"] = cfg["prompt"]
     elif prompt_file is not None:

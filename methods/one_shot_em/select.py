@@ -13,7 +13,8 @@ Selection is the only step of One-shot EM that uses answers. The arith ``unlabel
 answers (answer = null), so ``--labels arith_oracle`` computes them from the problem text with a
 safe integer evaluator, *only* for grading the selection samples; ``--labels column`` uses the
 pool's own ``answer`` column (e.g. a labelled pool such as numina20k or arith_rl_train).
-Writes the chosen row (+ score) to ``--out`` and the full ranking next to it.
+Writes the chosen row (+ score) to ``--out``, the full ranking next to it, and ``<out>_control.json``: the
+control prompt of the ``em_confident`` diagnostic (:func:`control_prompt`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from repro.io import iter_jsonl
 
-__all__ = ["SelectArgs", "arith_oracle_answer", "read_pool", "select", "main"]
+__all__ = ["SelectArgs", "arith_oracle_answer", "control_prompt", "read_pool", "select", "main"]
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
@@ -105,6 +106,16 @@ class SelectArgs:
         return self
 
 
+def control_prompt(pool: list[dict], ranked: list) -> object:
+    """The control prompt of the ``em_confident`` diagnostic: of the scored prompts, the one the k samples
+    answered right most often (all k when any prompt is), the earliest in pool order among ties. Its
+    variance is ~0, the opposite of the paper's choice: it shows what EM amplifies when the model's
+    confident behaviour is the right one."""
+    key = lambda r: (r.get("id"), r["problem"])  # noqa: E731  (the ranking holds copies of the pool rows)
+    order = {key(r): i for i, r in enumerate(pool)}
+    return min(ranked, key=lambda s: (-s.accuracy, order.get(key(s.row), len(pool))))
+
+
 def select(args: SelectArgs) -> dict:
     """Rank the pool and write the winner; returns the selected row with its score."""
     args.check()
@@ -144,6 +155,11 @@ def select(args: SelectArgs) -> dict:
               "temperature": args.temperature, "top_p": args.top_p, "labels": args.labels, "config": asdict(args)}
     out = Path(args.out)
     atomic_write_json(out, chosen)
+    control = control_prompt(pool, ranked)
+    atomic_write_json(out.with_name(out.stem + "_control.json"),
+                      {**control.row, "score": control.score, "accuracy": control.accuracy, "k": args.k,
+                       "temperature": args.temperature, "top_p": args.top_p, "labels": args.labels,
+                       "rule": "first pool prompt with the highest selection accuracy", "config": asdict(args)})
     write_jsonl(out.with_name(out.stem + "_ranking.jsonl"),
                 [{"id": s.row.get("id"), "problem": s.row["problem"], "score": s.score, "accuracy": s.accuracy}
                  for s in ranked])
