@@ -134,3 +134,18 @@ def test_device_option(tiny_files, tmp_path):
     for method in ("cpl", "piql"):
         out = train(_cfg(tiny_files, method, tmp_path / f"gpu_{method}", device="cuda"), log=lambda *_: None)
         assert out["evals"] and 0.0 <= out["final"] <= 1.0
+
+
+def test_piql_reward_scale_option(tiny_files, tmp_path):
+    """reward_norm: the raw learned reward (official) or standardised (ours) feeds IQL; the raw scale is logged,
+    the two give different advantage weights, and an unknown value is refused before any training."""
+    ess = {}
+    for norm in ("standardise", "none"):
+        train(_cfg(tiny_files, "piql", tmp_path / norm, steps=4, eval_every=4, reward_norm=norm), log=lambda *_: None)
+        log = [json.loads(l) for l in (tmp_path / norm / "train_log.jsonl").read_text().splitlines()]
+        assert [r["reward_std_raw"] > 0 for r in log if "reward_std_raw" in r] == [True]
+        ess[norm] = [r["w_ess_frac"] for r in log if "w_ess_frac" in r]
+    assert ess["standardise"] != ess["none"]
+    with pytest.raises(ValueError, match="reward_norm.*standardise, none"):
+        train(_cfg(tiny_files, "piql", tmp_path / "bad", reward_norm="minmax"), log=lambda *_: None)
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())

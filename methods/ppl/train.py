@@ -36,6 +36,7 @@ from methods.ppl.losses import (awr_weights, bc_loss, bradley_terry_loss, cpl_lo
 from methods.ppl.policy import GaussianPolicy, mlp
 
 METHODS = ("bc", "sft", "cpl", "piql", "ppl")
+REWARD_NORMS = ("standardise", "none")  # P-IQL's learned reward before IQL
 SATURATED = 5.0  # |logit| above which the logistic loss is saturated (gradient < 0.7% of its maximum)
 EVAL_SEED_BASE = 3 * 10**6
 
@@ -179,6 +180,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, data: Data):
         if cfg.method not in METHODS:
             raise ValueError(f"TrainConfig.method: unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
+        if cfg.reward_norm not in REWARD_NORMS:
+            raise ValueError(f"TrainConfig.reward_norm: {cfg.reward_norm!r} is not one of {', '.join(REWARD_NORMS)}")
         self.cfg, self.data = cfg, data
         self.device = resolve_device(cfg.device)
         data.to(self.device)
@@ -288,10 +291,8 @@ class Trainer:
         self.rew_std_raw = float(r.std())  # logged: the raw scale sets how peaked exp(adv / beta) gets
         if self.cfg.reward_norm == "none":
             self.rew_hat = r
-        elif self.cfg.reward_norm == "standardise":
+        else:  # standardise
             self.rew_hat = (r - r.mean()) / r.std().clamp_min(1e-6)
-        else:
-            raise ValueError(f"TrainConfig.reward_norm: {self.cfg.reward_norm!r} is not standardise | none")
 
     def iql_step(self) -> dict[str, float]:
         d, c, n = self.data, self.cfg, self.nets
