@@ -1,6 +1,6 @@
 # One-shot entropy minimisation (issue 7). Runs per model in config["one_shot_em"]["models"]:
 #   selected.json             variance-based choice of the one prompt (skipped when `prompt` is fixed)
-#   selected_control.json     the pool's first prompt whose k selection samples were all right (control prompt)
+#   selected_control.json     the control prompt: the one the k selection samples answered right most often
 #   one_shot_em/seed<s>       EM from the base model, evaluated at eval_steps (curves over `step`)
 #   em_ts<T>/seed<s>          the same at another sampling temperature T_s
 #   rl_then_em/seed<s>        EM (order.em_steps) starting from the empo stage's GRPO model

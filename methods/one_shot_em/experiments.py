@@ -3,8 +3,8 @@
 Runs per model: ``one_shot_em`` (main, T_s = sample_temperature, ``seeds``), ``em_ts<T>`` (the
 sampling-temperature sweep), ``rl_then_em`` (EM from the GRPO model, order.em_steps) and
 ``em_then_rl`` (GRPO from the EM checkpoint at order.em_steps; flags from the empo stage's plan) and,
-with ``control.enabled``, ``em_confident``: the main run's settings on a control prompt that the selection
-samples answered right every time (not the paper's choice; a diagnostic of what EM amplifies).
+with ``control.enabled``, ``em_confident``: the main run's settings on the control prompt, the one the selection
+samples answered right most often (not the paper's choice; a diagnostic of what EM amplifies).
 """
 from __future__ import annotations
 
