@@ -58,3 +58,36 @@ def cli(values):
 def table_target(name):
     """The aggregate target of one paper: its table when the stage has runs, else nothing."""
     return [result_table(name)] if name in TABLES else []
+
+
+# Seeds per process. Starting a process that imports torch + transformers + TRL costs ~7 s on the tiny tier's CPU,
+# against 10-50 s of work per run; with `group_seeds: true` one job runs all seeds of a (model, method) in one
+# process (python -m repro.multirun MODULE ARGS -- ARGS ...), each run seeded and built on its own. Cluster tiers
+# keep one job per seed, so seeds run side by side.
+GROUP_SEEDS = bool(config.get("group_seeds", False))
+
+
+def seed_outputs(seeds, *parts):
+    """A per-seed rule's output from path parts with one "seed{seed}" part: that pattern, or with group_seeds every
+    seed's path (then the job has no seed wildcard and runs every seed of ``seeds``)."""
+    if not GROUP_SEEDS:
+        return work(*parts)
+    return [work(*(p.replace("{seed}", str(s)) if p == "seed{seed}" else p for p in parts)) for s in seeds]
+
+
+def seed_log(*parts):
+    """The log of a per-seed rule: one per seed, or one per group ("seeds") with group_seeds."""
+    return log_path(*(("seeds" if GROUP_SEEDS else p) if "{seed}" in p else p for p in parts))
+
+
+def job_seeds(wc, seeds):
+    """The seeds a job runs: its seed wildcard, or with group_seeds all of ``seeds``."""
+    return [int(wc.seed)] if "seed" in wc.keys() else [int(s) for s in seeds]
+
+
+def seed_runs(launcher, flag_sets):
+    """The shell command of a job's runs: the launcher and one flag set, or repro.multirun over several."""
+    if len(flag_sets) == 1:
+        return f"{launcher} {flag_sets[0]}"
+    prog, _, module = launcher.rpartition("-m ")
+    return f"{prog}-m repro.multirun {module} " + " -- ".join(flag_sets)

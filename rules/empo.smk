@@ -125,8 +125,17 @@ else:
             "{params.launcher} {params.args} > {log} 2>&1"
 
 
+# With group_seeds, EMPO's main runs (every seed of empo.seeds) share one process (empo_train_seeds); the
+# delta_high sweep keeps one job per seed.
+_EMPO_GROUPED = ["empo"] if GROUP_SEEDS and len(EMPO["seeds"]) > 1 else []
+
+
+def empo_train_cmd(wc, seeds):
+    return seed_runs(_empo_launcher(EMPO), [cli(empo_train_args(wc.method, wc.model, s)) for s in seeds])
+
+
 rule empo_train:
-    """EMPO (semantic-entropy reward, no labels) and its delta_high sweep."""
+    """EMPO (semantic-entropy reward, no labels) and its delta_high sweep: one seed."""
     priority: 10
     input:
         empo_local_inputs,
@@ -138,16 +147,40 @@ rule empo_train:
     wildcard_constraints:
         seed=r"\d+",
         model="[^/]+",
-        method="empo(_dh[0-9.e+-]+)?",
+        method="empo_dh[0-9.e+-]+" if _EMPO_GROUPED else "empo(_dh[0-9.e+-]+)?",
     params:
-        args=lambda wc: cli(empo_train_args(wc.method, wc.model, int(wc.seed))),
-        launcher=_empo_launcher(EMPO),
+        cmd=lambda wc: empo_train_cmd(wc, [int(wc.seed)]),
     resources:
         gpu=lambda wc: gpus("empo"),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "{params.launcher} {params.args} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
+
+
+if _EMPO_GROUPED:
+
+    rule empo_train_seeds:
+        """EMPO's main runs, every seed of empo.seeds in one process (group_seeds)."""
+        priority: 10
+        input:
+            empo_local_inputs,
+        output:
+            [work("empo", "{model}", "{method}", f"seed{s}", f) for s in EMPO["seeds"]
+             for f in ("metrics.json", "train_log.jsonl")],
+        log:
+            log_path("empo", "{model}", "{method}", "seeds"),
+        wildcard_constraints:
+            model="[^/]+",
+            method="empo",
+        params:
+            cmd=lambda wc: empo_train_cmd(wc, EMPO["seeds"]),
+        resources:
+            gpu=lambda wc: gpus("empo"),
+        conda:
+            "../envs/llm-cpu.yaml"
+        shell:
+            "{params.cmd} > {log} 2>&1"
 
 
 rule empo_curves:

@@ -36,29 +36,30 @@ def entmech_train_args(method, model, seed):
 
 
 rule entmech_train:
-    """One (model, method, seed) RL run with the method's policy loss and the verifiable reward."""
+    """One (model, method, seed) RL run with the method's policy loss and the verifiable reward (with group_seeds:
+    every seed of the (model, method), one process)."""
     priority: 10
     input:
         entmech_local_inputs,
     output:
-        metrics=work("entropy_mechanism", "{model}", "{method}", "seed{seed}", "metrics.json"),
-        log=work("entropy_mechanism", "{model}", "{method}", "seed{seed}", "train_log.jsonl"),
+        metrics=seed_outputs(ENTMECH["seeds"], "entropy_mechanism", "{model}", "{method}", "seed{seed}", "metrics.json"),
+        log=seed_outputs(ENTMECH["seeds"], "entropy_mechanism", "{model}", "{method}", "seed{seed}", "train_log.jsonl"),
     wildcard_constraints:
         model="[^/]+",
         method="|".join(ENTMECH["methods"]),
         seed="[0-9]+",
     log:
-        log_path("entropy_mechanism", "{model}", "{method}", "seed{seed}"),
+        seed_log("entropy_mechanism", "{model}", "{method}", "seed{seed}"),
     params:
-        args=lambda wc: cli(entmech_train_args(wc.method, wc.model, int(wc.seed))),
-        launcher=entmech_plan.launcher(ENTMECH),
+        cmd=lambda wc: seed_runs(entmech_plan.launcher(ENTMECH),
+                                 [cli(entmech_train_args(wc.method, wc.model, s)) for s in job_seeds(wc, ENTMECH["seeds"])]),
     threads: config["threads"]
     resources:
         gpu=lambda wc: gpus("entropy_mechanism"),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "{params.launcher} {params.args} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
 
 
 rule entmech_law:

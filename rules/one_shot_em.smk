@@ -78,13 +78,32 @@ rule osem_select:
         "python -m methods.one_shot_em.select {params.args} > {log} 2>&1"
 
 
+def osem_train_inputs(wc, seeds):
+    deps = osem_local_inputs(wc)
+    if wc.method == "rl_then_em":
+        deps += [work("empo", wc.model, "grpo", f"seed{s}", "model") for s in seeds]
+    if wc.method == "em_confident":
+        deps.append(work("one_shot_em", wc.model, "selected_control.json"))
+    return deps
+
+
+def osem_train_cmd(wc, seeds):
+    return seed_runs(_osem_launcher(OSEM), [cli(osem_em_args(wc.method, wc.model, s)) for s in seeds])
+
+
+# With group_seeds, the EM runs whose seeds are one_shot_em.seeds run all of them in one job (osem_train_seeds);
+# the others (the temperature sweep's single seed) keep one job per seed (osem_train).
+_OSEM_ALL = list(osem_methods()) + ["rl_then_em", "em_confident"]
+_OSEM_GROUPED = [m for m in _OSEM_ALL if GROUP_SEEDS and osem_seeds(m) == list(OSEM["seeds"])
+                 and len(OSEM["seeds"]) > 1]
+_OSEM_SINGLE = [m for m in _OSEM_ALL if m not in _OSEM_GROUPED]
+
+
 rule osem_train:
-    """Entropy minimisation on the one prompt (main runs, temperature sweep, RL->EM)."""
+    """Entropy minimisation on the one prompt (main runs, temperature sweep, RL->EM, the control): one seed."""
     priority: 10
     input:
-        osem_local_inputs,
-        lambda wc: [work("empo", wc.model, "grpo", f"seed{wc.seed}", "model")] if wc.method == "rl_then_em" else [],
-        lambda wc: [work("one_shot_em", wc.model, "selected_control.json")] if wc.method == "em_confident" else [],
+        lambda wc: osem_train_inputs(wc, [int(wc.seed)]),
     output:
         metrics=work("one_shot_em", "{model}", "{method}", "seed{seed}", "metrics.json"),
         ckpt=directory(work("one_shot_em", "{model}", "{method}", "seed{seed}", "checkpoints")),
@@ -93,16 +112,40 @@ rule osem_train:
     wildcard_constraints:
         seed=r"\d+",
         model="[^/]+",
-        method="one_shot_em|rl_then_em|em_confident|em_ts[0-9.]+",
+        method="|".join(_OSEM_SINGLE) or "^$",
     params:
-        args=lambda wc: cli(osem_em_args(wc.method, wc.model, int(wc.seed))),
-        launcher=_osem_launcher(OSEM),  # accelerate launch (multi-GPU) when the tier's config asks for it
+        cmd=lambda wc: osem_train_cmd(wc, [int(wc.seed)]),
     resources:
         gpu=lambda wc: gpus("one_shot_em"),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "{params.launcher} {params.args} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
+
+
+if _OSEM_GROUPED:
+
+    rule osem_train_seeds:
+        """The same, every seed of one_shot_em.seeds in one process (group_seeds)."""
+        priority: 10
+        input:
+            lambda wc: osem_train_inputs(wc, OSEM["seeds"]),
+        output:
+            metrics=[work("one_shot_em", "{model}", "{method}", f"seed{s}", "metrics.json") for s in OSEM["seeds"]],
+            ckpt=[directory(work("one_shot_em", "{model}", "{method}", f"seed{s}", "checkpoints")) for s in OSEM["seeds"]],
+        log:
+            log_path("one_shot_em", "{model}", "{method}", "seeds"),
+        wildcard_constraints:
+            model="[^/]+",
+            method="|".join(_OSEM_GROUPED),
+        params:
+            cmd=lambda wc: osem_train_cmd(wc, OSEM["seeds"]),
+        resources:
+            gpu=lambda wc: gpus("one_shot_em"),
+        conda:
+            "../envs/llm-cpu.yaml"
+        shell:
+            "{params.cmd} > {log} 2>&1"
 
 
 def osem_em_then_rl_args(model, seed):
@@ -120,23 +163,38 @@ rule osem_em_then_rl:
     """GRPO (same budget as the empo stage's baseline) starting from the EM checkpoint."""
     priority: 10
     input:
-        work("one_shot_em", "{model}", "one_shot_em", "seed{seed}", "checkpoints"),
+        lambda wc: [work("one_shot_em", wc.model, "one_shot_em", f"seed{s}", "checkpoints")
+                    for s in job_seeds(wc, osem_seeds("em_then_rl"))],
     output:
-        metrics=work("one_shot_em", "{model}", "em_then_rl", "seed{seed}", "metrics.json"),
-        model=directory(work("one_shot_em", "{model}", "em_then_rl", "seed{seed}", "model")),
+        metrics=seed_outputs(osem_seeds("em_then_rl"), "one_shot_em", "{model}", "em_then_rl", "seed{seed}", "metrics.json"),
+        model=[directory(p) for p in
+               seed_outputs(osem_seeds("em_then_rl"), "one_shot_em", "{model}", "em_then_rl", "seed{seed}", "model")]
+              if GROUP_SEEDS else directory(work("one_shot_em", "{model}", "em_then_rl", "seed{seed}", "model")),
     log:
-        log_path("one_shot_em", "{model}", "em_then_rl", "seed{seed}"),
+        seed_log("one_shot_em", "{model}", "em_then_rl", "seed{seed}"),
     wildcard_constraints:
         seed=r"\d+",
         model="[^/]+",
     params:
-        args=lambda wc: cli(osem_em_then_rl_args(wc.model, int(wc.seed))),
+        cmd=lambda wc: seed_runs("python -m methods.engine.train_rl",
+                                 [cli(osem_em_then_rl_args(wc.model, s)) for s in job_seeds(wc, osem_seeds("em_then_rl"))]),
     resources:
         gpu=lambda wc: gpus("empo"),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "python -m methods.engine.train_rl {params.args} > {log} 2>&1"
+        "{params.cmd} > {log} 2>&1"
+
+
+def _skew_subjects():
+    subjects = ["base", "one_shot_em"]
+    if _ORDER.get("enabled"):
+        subjects += ["grpo", "em_then_rl"]
+    return subjects
+
+
+def _skew_seeds():
+    return _ORDER.get("seeds") if _ORDER.get("enabled") else OSEM["seeds"][:1]
 
 
 def osem_skew_model(which, model, seed):
@@ -156,41 +214,35 @@ def osem_skew_model(which, model, seed):
     raise ValueError(f"config one_shot_em.skewness: unknown subject {which!r}")
 
 
+def osem_skew_args(wc, seed):
+    return cli(dict(model=osem_skew_model(wc.which, wc.model, seed)[0],
+                    out=work("one_shot_em", wc.model, "skew", wc.which, f"seed{seed}"),
+                    data_dir=osem_data_dir(), dataset=_SKEW["dataset"], n_prompts=_SKEW["n_prompts"],
+                    temperature=_SKEW["temperature"], max_new_tokens=_SKEW["max_new_tokens"],
+                    template=OSEM["template"], seed=seed, threads=config["threads"],
+                    method=wc.which, model_name=wc.model))
+
+
 rule osem_skewness:
     """Mean scipy skewness of full-vocab logits per generated step (20 prompts, T = 0.6)."""
     priority: 10
     input:
-        lambda wc: osem_skew_model(wc.which, wc.model, int(wc.seed))[1],
+        lambda wc: [p for s in job_seeds(wc, _skew_seeds()) for p in osem_skew_model(wc.which, wc.model, s)[1]],
     output:
-        work("one_shot_em", "{model}", "skew", "{which}", "seed{seed}", "metrics.json"),
+        seed_outputs(_skew_seeds(), "one_shot_em", "{model}", "skew", "{which}", "seed{seed}", "metrics.json"),
     log:
-        log_path("one_shot_em", "{model}", "skew", "{which}_seed{seed}"),
+        seed_log("one_shot_em", "{model}", "skew", "{which}", "seed{seed}"),
     wildcard_constraints:
         seed=r"\d+",
         model="[^/]+",
         which="base|one_shot_em|grpo|em_then_rl",
     params:
-        args=lambda wc: cli(dict(model=osem_skew_model(wc.which, wc.model, int(wc.seed))[0],
-                                 out=work("one_shot_em", wc.model, "skew", wc.which, f"seed{wc.seed}"),
-                                 data_dir=osem_data_dir(), dataset=_SKEW["dataset"], n_prompts=_SKEW["n_prompts"],
-                                 temperature=_SKEW["temperature"], max_new_tokens=_SKEW["max_new_tokens"],
-                                 template=OSEM["template"], seed=int(wc.seed), threads=config["threads"],
-                                 method=wc.which, model_name=wc.model)),
+        cmd=lambda wc: seed_runs("python -m methods.one_shot_em.skewness",
+                                 [osem_skew_args(wc, s) for s in job_seeds(wc, _skew_seeds())]),
     conda:
         "../envs/llm-cpu.yaml"
     shell:
-        "python -m methods.one_shot_em.skewness {params.args} > {log} 2>&1"
-
-
-def _skew_subjects():
-    subjects = ["base", "one_shot_em"]
-    if _ORDER.get("enabled"):
-        subjects += ["grpo", "em_then_rl"]
-    return subjects
-
-
-def _skew_seeds():
-    return _ORDER.get("seeds") if _ORDER.get("enabled") else OSEM["seeds"][:1]
+        "{params.cmd} > {log} 2>&1"
 
 
 ONE_SHOT_EM_RUNS = (

@@ -149,3 +149,36 @@ def test_piql_reward_scale_option(tiny_files, tmp_path):
     with pytest.raises(ValueError, match="reward_norm.*standardise, none"):
         train(_cfg(tiny_files, "piql", tmp_path / "bad", reward_norm="minmax"), log=lambda *_: None)
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_runs_sharing_a_process_get_the_results_they_get_alone(tiny_files, tmp_path):
+    """The workflow runs a dataset and seed's methods in one process (repro.multirun): a run must not inherit RNG,
+    env or torch state from the run before it."""
+    import os
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    from repro.cli import to_argv
+
+    def flags(method, out, seed):
+        cfg = asdict(_cfg(tiny_files, method, out, seed=seed, eval_episodes=2, eval_every=6, dropout=0.0))
+        return to_argv({k: v for k, v in cfg.items() if v is not None})
+
+    def run(*flag_sets):
+        argv = [a for i, f in enumerate(flag_sets) for a in (["--"] if i else []) + f]
+        env = {**os.environ, "PYTHONPATH": os.getcwd()}
+        subprocess.run([sys.executable, "-m", "repro.multirun", "methods.ppl.train", *argv], check=True, env=env,
+                       capture_output=True)
+
+    run(flags("cpl", tmp_path / "alone", 1))
+    run(flags("piql", tmp_path / "first", 0), flags("cpl", tmp_path / "second", 1))
+    a = json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "second" / "metrics.json").read_text())
+    key = lambda rows: sorted((r["metric"], r["step"], r["value"]) for r in rows)  # noqa: E731
+    assert key(a["rows"]) == key(b["rows"])
+    pa = torch.load(tmp_path / "alone" / "checkpoint.pt", weights_only=False)["policy"]
+    pb = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=False)["policy"]
+    for k in pa:
+        torch.testing.assert_close(pa[k], pb[k], rtol=0, atol=0)
+    assert (tmp_path / "first" / "metrics.json").exists()
