@@ -1,8 +1,9 @@
 # Stage: PPL vs CPL / SFT / P-IQL on the MetaWorld datasets (issues 8, 14); table `ppl`.
-# One run per task x dataset kind x method x seed (one process per task x kind x seed runs its methods in turn):
+# One run per task x dataset kind x method x seed (one process per task x kind x seed runs them in turn):
 #   work/<tier>/ppl/<task>/<kind>/<method>/seed<seed>/{metrics.json, train_log.jsonl, eval_episodes.jsonl, checkpoint.pt}
 # plus one `bc` run per task x kind x seed: the behaviour-cloning phase that SFT, CPL and PPL all start from
-# (--init .../bc/seed<s>/policy.pt), evaluated once -- "the BC start" every preference method is compared with.
+# (--init .../bc/seed<s>/policy.pt), evaluated once -- "the BC start" every preference method is compared with;
+# it runs first in its dataset and seed's process.
 # A run killed mid-way resumes from its checkpoint.pt when the rule runs again.
 # Rows: paper=ppl, dataset=<task>/<kind>, metric success (per eval step; step -1 = final), success_best, and for
 # CPL/PPL the preference diagnostics (logit_abs_mean, logit_sat_frac, score_logp, score_kl) at the start of
@@ -35,8 +36,20 @@ for _k in (PPL.get("sweep") or {}).get("kinds", []):
 PPL_RUNS = list(dict.fromkeys(PPL_RUNS))
 
 
+def ppl_bc_flags(task, kind, seed):
+    return cli({**PPL["train"], **PPL.get("method_overrides", {}).get("bc", {}), "threads": config["threads"],
+                "method": "bc", "seed": seed, "dataset": work("metaworld", task, f"{kind}.hdf5"),
+                "prefs": work("metaworld", task, f"{kind}.prefs.hdf5"), "out": work("ppl", task, kind, "bc", f"seed{seed}")})
+
+
+# The sweep task's BC starts get their own jobs (the sweep points start from them); a reported task's BC start
+# runs first in the job of its dataset and seed (ppl_train).
+_PPL_SWEEP_ONLY = [t for t in ([PPL["sweep"]["task"]] if PPL.get("sweep") else []) if t not in PPL["tasks"]]
+
+
 rule ppl_bc:
-    """The shared BC start of one dataset and seed (bc_steps of behaviour cloning on all transitions), evaluated."""
+    """The BC start of one dataset and seed of the sweep task (bc_steps of behaviour cloning on all transitions),
+    evaluated."""
     input:
         dataset=work("metaworld", "{task}", "{kind}.hdf5"),
         prefs=work("metaworld", "{task}", "{kind}.prefs.hdf5"),
@@ -46,61 +59,57 @@ rule ppl_bc:
     log:
         log_path("ppl", "{task}", "{kind}", "bc_seed{seed}"),
     wildcard_constraints:
-        task="[a-z-]+",
+        task="|".join(_PPL_SWEEP_ONLY) or "(?!)",
         kind="homogeneous|heterogeneous",
         seed=r"\d+",
     params:
-        out=lambda wc: work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}"),
-        options=lambda wc: cli({**PPL["train"], **PPL.get("method_overrides", {}).get("bc", {}),
-                                "threads": config["threads"]}),
+        flags=lambda wc: ppl_bc_flags(wc.task, wc.kind, int(wc.seed)),
     threads: config["threads"]
     resources:
         gpu=gpus("ppl"),
     conda:
         "../envs/metaworld.yaml"
     shell:
-        "python -m methods.ppl.train --method bc --seed {wildcards.seed}"
-        " --dataset {input.dataset} --prefs {input.prefs} --out {params.out} {params.options} > {log} 2>&1"
+        "python -m methods.ppl.train {params.flags} > {log} 2>&1"
 
 
-def ppl_train_inputs(wc):
-    """The dataset, its preferences and (when a configured method uses it) the BC start of this seed."""
-    inputs = {"dataset": work("metaworld", wc.task, f"{wc.kind}.hdf5"),
-              "prefs": work("metaworld", wc.task, f"{wc.kind}.prefs.hdf5")}
-    if any(m in PPL_FROM_BC for m in PPL["methods"]):
-        inputs["init"] = work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")
-    return inputs
-
-
-def ppl_train_runs(wc, input):
-    """The flag sets of the dataset and seed's methods, separated by `--` (repro.multirun runs them in turn)."""
+def ppl_train_runs(wc):
+    """The flag sets of the dataset and seed's runs (its BC start first), separated by `--` (repro.multirun runs
+    them in turn)."""
     runs = []
-    for m in PPL["methods"]:
+    for m in ppl_methods():
+        if m == "bc":
+            runs.append(ppl_bc_flags(wc.task, wc.kind, int(wc.seed)))
+            continue
         opts = {**PPL["train"], **PPL.get("method_overrides", {}).get(m, {}), "threads": config["threads"],
-                "method": m, "seed": wc.seed, "dataset": input.dataset, "prefs": input.prefs,
+                "method": m, "seed": wc.seed, "dataset": work("metaworld", wc.task, f"{wc.kind}.hdf5"),
+                "prefs": work("metaworld", wc.task, f"{wc.kind}.prefs.hdf5"),
                 "out": work("ppl", wc.task, wc.kind, m, f"seed{wc.seed}")}
         if m in PPL_FROM_BC:
-            opts["init"] = input.init
+            opts["init"] = work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")
         runs.append(cli(opts))
     return " -- ".join(runs)
 
 
 rule ppl_train:
-    """Train every configured method on one dataset and seed (SFT/CPL/PPL, and P-IQL when piql_from_bc, from the
-    shared BC start), each evaluated at the end: one process runs them in turn, to save the ~3 s of torch and
-    MetaWorld start-up per run (99 processes -> 45 at the tiny tier); each run's results are its own."""
+    """One dataset and seed of a reported task: its BC start, then every configured method (SFT/CPL/PPL, and P-IQL
+    when piql_from_bc, from that BC start), each evaluated at the end. One process runs them in turn, to save the
+    ~3 s of torch and MetaWorld start-up per run (99 processes -> 27 at the tiny tier); each run's results are its
+    own."""
     input:
-        unpack(ppl_train_inputs),
+        dataset=work("metaworld", "{task}", "{kind}.hdf5"),
+        prefs=work("metaworld", "{task}", "{kind}.prefs.hdf5"),
     output:
-        [work("ppl", "{task}", "{kind}", m, "seed{seed}", "metrics.json") for m in PPL["methods"]],
+        [work("ppl", "{task}", "{kind}", m, "seed{seed}", "metrics.json") for m in ppl_methods()]
+        + ([work("ppl", "{task}", "{kind}", "bc", "seed{seed}", "policy.pt")] if "bc" in ppl_methods() else []),
     log:
         log_path("ppl", "{task}", "{kind}", "methods_seed{seed}"),
     wildcard_constraints:
-        task="[a-z-]+",
+        task="|".join(PPL["tasks"]),
         kind="homogeneous|heterogeneous",
         seed=r"\d+",
     params:
-        runs=lambda wc, input: ppl_train_runs(wc, input),
+        runs=lambda wc: ppl_train_runs(wc),
     threads: config["threads"]
     resources:
         gpu=gpus("ppl"),

@@ -45,6 +45,34 @@ def test_dry_run_resolves_for_every_tier(repo_root, configfile):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def _job_counts(stdout: str) -> dict[str, int]:
+    """The dry run's "Job stats" table -> {rule: jobs}."""
+    lines = stdout.split("Job stats:")[1].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_seeds_share_a_process_only_when_group_seeds_says_so(repo_root, tmp_path):
+    """group_seeds (tiny): one job per (model, method) runs all seeds; false (paper-style): one job per seed.
+    PPL runs a dataset and seed's BC start and methods in one job either way."""
+    grouped = _snakemake(repo_root, "reproduce_all", "-n", "--configfile", "config/config.yaml")
+    (tmp_path / "single.yaml").write_text("group_seeds: false\n")
+    single = _snakemake(repo_root, "reproduce_all", "-n", "--configfile", "config/config.yaml",
+                        str(tmp_path / "single.yaml"))
+    assert grouped.returncode == 0 and single.returncode == 0, (grouped.stderr + single.stderr)[-3000:]
+    g, s = _job_counts(grouped.stdout), _job_counts(single.stdout)
+    assert (g["entmech_train"], s["entmech_train"]) == (4, 12)  # 4 methods x 3 seeds
+    assert g["empo_train_seeds"] == 1 and "empo_train_seeds" not in s and s["empo_train"] == g["empo_train"] + 3
+    assert g["osem_train_seeds"] == 3 and s["osem_train"] == g["osem_train"] + 9
+    assert (g["osem_skewness"], s["osem_skewness"]) == (4, 12)
+    assert g["ppl_train"] == s["ppl_train"] == 18 and g["ppl_bc"] == 1  # 3 tasks x 2 kinds x 3 seeds; the sweep's BC
+
+
 def test_misspelled_key_stops_the_workflow_naming_it(repo_root, tmp_path):
     bad = tmp_path / "bad.yaml"
     text = (repo_root / "config/ci.yaml").read_text().replace("threads:", "thread_count:", 1)
