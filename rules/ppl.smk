@@ -36,10 +36,14 @@ for _k in (PPL.get("sweep") or {}).get("kinds", []):
 PPL_RUNS = list(dict.fromkeys(PPL_RUNS))
 
 
-def ppl_bc_flags(task, kind, seed):
-    return cli({**PPL["train"], **PPL.get("method_overrides", {}).get("bc", {}), "threads": config["threads"],
-                "method": "bc", "seed": seed, "dataset": work("metaworld", task, f"{kind}.hdf5"),
-                "prefs": work("metaworld", task, f"{kind}.prefs.hdf5"), "out": work("ppl", task, kind, "bc", f"seed{seed}")})
+def ppl_run_flags(task, kind, method, seed):
+    """methods.ppl.train flags of one run: the train config, the method's overrides, its data and its BC start."""
+    opts = {**PPL["train"], **PPL.get("method_overrides", {}).get(method, {}), "threads": config["threads"],
+            "method": method, "seed": seed, "dataset": work("metaworld", task, f"{kind}.hdf5"),
+            "prefs": work("metaworld", task, f"{kind}.prefs.hdf5"), "out": work("ppl", task, kind, method, f"seed{seed}")}
+    if method in PPL_FROM_BC:
+        opts["init"] = work("ppl", task, kind, "bc", f"seed{seed}", "policy.pt")
+    return cli(opts)
 
 
 # The sweep task's BC starts get their own jobs (the sweep points start from them); a reported task's BC start
@@ -63,7 +67,7 @@ rule ppl_bc:
         kind="homogeneous|heterogeneous",
         seed=r"\d+",
     params:
-        flags=lambda wc: ppl_bc_flags(wc.task, wc.kind, int(wc.seed)),
+        flags=lambda wc: ppl_run_flags(wc.task, wc.kind, "bc", int(wc.seed)),
     threads: config["threads"]
     resources:
         gpu=gpus("ppl"),
@@ -76,19 +80,7 @@ rule ppl_bc:
 def ppl_train_runs(wc):
     """The flag sets of the dataset and seed's runs (its BC start first), separated by `--` (repro.multirun runs
     them in turn)."""
-    runs = []
-    for m in ppl_methods():
-        if m == "bc":
-            runs.append(ppl_bc_flags(wc.task, wc.kind, int(wc.seed)))
-            continue
-        opts = {**PPL["train"], **PPL.get("method_overrides", {}).get(m, {}), "threads": config["threads"],
-                "method": m, "seed": wc.seed, "dataset": work("metaworld", wc.task, f"{wc.kind}.hdf5"),
-                "prefs": work("metaworld", wc.task, f"{wc.kind}.prefs.hdf5"),
-                "out": work("ppl", wc.task, wc.kind, m, f"seed{wc.seed}")}
-        if m in PPL_FROM_BC:
-            opts["init"] = work("ppl", wc.task, wc.kind, "bc", f"seed{wc.seed}", "policy.pt")
-        runs.append(cli(opts))
-    return " -- ".join(runs)
+    return " -- ".join(ppl_run_flags(wc.task, wc.kind, m, int(wc.seed)) for m in ppl_methods())
 
 
 rule ppl_train:
