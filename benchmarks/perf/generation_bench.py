@@ -10,7 +10,15 @@ finished until the longest one is done, the compact loop drops them. Prints, for
 
     rollout speedup vs hf generate (batch 32): N.NNx
 
-and the same for batch 1 and 128.
+and the same for batch 1 and 128. Each line is followed by where the compact loop's time goes (median of
+profiled passes): the share spent inside the kernels that do the arithmetic -- matrix products, attention
+(SDPA's CPU kernel, its own setup included), and the sampling noise that must be drawn exactly as ``generate``
+draws it -- and the speedup that would remain if everything else cost nothing::
+
+    fastgen time in arithmetic kernels (batch 32): NN%; speedup ceiling at zero overhead: N.NNx
+
+A ceiling below a target says the target needs less arithmetic (lower precision, a smaller batch of live rows),
+not a leaner loop.
 """
 
 from __future__ import annotations
@@ -77,6 +85,24 @@ def _generated(ids: torch.Tensor, eos: int) -> int:
     return n
 
 
+# the ops whose time is arithmetic rather than loop overhead; exponential_ is the sampling noise
+_KERNELS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
+            "aten::_scaled_dot_product_attention_math", "aten::exponential_")
+
+
+def kernel_seconds(fn, repeats: int) -> float:
+    """Median over ``repeats`` profiled calls of ``fn`` of the seconds spent inside :data:`_KERNELS` (their own
+    time; the profiler's overhead falls between ops, so this is compared with unprofiled calls' wall time)."""
+    from torch.profiler import profile
+
+    times = []
+    for _ in range(repeats):
+        with profile() as prof:
+            fn()
+        times.append(sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in _KERNELS) / 1e6)
+    return sorted(times)[len(times) // 2]
+
+
 def main(argv=None) -> list[dict]:
     from benchmarks.math import fastgen
     from repro.cli import parse_dataclass
@@ -126,6 +152,10 @@ def main(argv=None) -> list[dict]:
         print(f"batch {bs:3d}: {n_tok} tokens; hf generate {n_tok / t_hf:8.0f} tokens/s, fastgen "
               f"{n_tok / t_fast:8.0f} tokens/s; identical outputs: {same}")
         print(f"rollout speedup vs hf generate (batch {bs}): {t_hf / t_fast:.2f}x")
+        kern = kernel_seconds(fast, args.repeats)
+        row.update(fast_kernel_s=kern, fast_kernel_share=kern / t_fast, speedup_ceiling=t_hf / kern)
+        print(f"fastgen time in arithmetic kernels (batch {bs}): {100 * kern / t_fast:.0f}%; "
+              f"speedup ceiling at zero overhead: {row['speedup_ceiling']:.2f}x")
         if not same:
             raise SystemExit(f"batch {bs}: fastgen and generate disagree -- the speedup does not count")
     if args.out:
