@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks.math.datasets import write_jsonl
-from benchmarks.math.evaluate import PROTOCOLS, evaluate_model, get_protocol, main
+from benchmarks.math.evaluate import PROTOCOLS, Decode, Protocol, evaluate_model, get_protocol, main
 from benchmarks.math.prompts import build_prompt
 from benchmarks.math.tiny import build_char_tokenizer, build_tiny_model
 
@@ -109,3 +109,16 @@ def test_cli_writes_metrics_and_samples(trained, tmp_path):
     assert len(samples) == 4
     assert set(samples[0]) >= {"id", "prompt", "completion", "answer", "correct", "tokens"}
     assert samples[0]["prompt"] == "Problem: 1 + 1\nSolution:"
+
+
+def test_greedy_only_drops_the_sampled_decodes_and_a_set_without_a_decode_is_an_error():
+    from benchmarks.math.evaluate import get_protocol
+
+    g = get_protocol("tiny", 4).greedy_only()
+    assert [d.name for d in g.decodes] == ["greedy"] and g.headline == ("greedy",) and g.max_new_tokens == 256
+    em = get_protocol("entropy_mechanism").greedy_only()
+    assert [d.name for d in em.decodes] == ["greedy"] and em.decodes_for("aime24") == []
+    with pytest.raises(ValueError, match="no greedy decode"):
+        Protocol("s", (Decode("t1", n=2, temperature=1.0),), 8, ("t1",)).greedy_only()
+    with pytest.raises(ValueError, match="no decode for dataset 'aime24'"):
+        evaluate_model(None, None, {"aime24": [{"id": "a", "problem": "1+1", "answer": "2"}]}, em, "plain")

@@ -27,6 +27,13 @@ def test_plan():
     assert r["max_steps"] == 10 and r["eval_steps"] == [0, 10] and r["model"] == "GRPO"
     with pytest.raises(ValueError, match="eval_steps"):
         em_train_args({**cfg, "max_steps": 5}, "one_shot_em", "nano", "M", 0, "D", "O", prompt_file="s")
+    # eval_sampled_steps: the main runs take them as given, rl_then_em the ones among its own eval steps
+    part = {**cfg, "eval_sampled_steps": [0, 10, 40]}
+    assert em_train_args(part, "one_shot_em", "nano", "M", 0, "D", "O", prompt_file="s")["eval_sampled_steps"] == [0, 10, 40]
+    assert em_train_args(part, "rl_then_em", "nano", "G", 0, "D", "O", prompt_file="s")["eval_sampled_steps"] == [0, 10]
+    assert em_train_args(cfg, "one_shot_em", "nano", "M", 0, "D", "O", prompt_file="s")["eval_sampled_steps"] is None
+    with pytest.raises(ValueError, match="eval_sampled_steps"):
+        em_train_args({**cfg, "eval_sampled_steps": [3]}, "one_shot_em", "nano", "M", 0, "D", "O", prompt_file="s")
 
 
 @pytest.mark.parametrize("tier", ["config", "ci", "paper"])

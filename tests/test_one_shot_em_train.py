@@ -105,6 +105,20 @@ def test_em_evaluates_listed_steps(tiny_model_dir, tmp_path):
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["step"] for s in samples} == {0, 2}
 
+    # --eval-sampled-steps 2: step 0 decodes greedily only; the greedy rows and the training are unchanged
+    part = tmp_path / "em_eval_part"
+    em_main(["--model", str(tiny_model_dir), "--out", str(part), "--prompt", "Compute 1 + 1.", "--max-steps", "2",
+             "--micro-batch", "2", "--grad-accum", "1", "--max-new-tokens", "8", "--eval-steps", "0,2",
+             "--eval-sampled-steps", "2", "--eval-datasets", "toy", "--data-dir", str(data), "--eval-protocol",
+             "tiny", "--eval-max-new-tokens", "8", "--method", "one_shot_em"])
+    prow = json.loads((part / "metrics.json").read_text())["rows"]
+    got = {(r["step"], r["metric"]): r["value"] for r in prow if r["dataset"] == "toy"}
+    full = {(r["step"], r["metric"]): r["value"] for r in rows if r["dataset"] == "toy"}
+    assert (0, "acc_greedy") in got and not any(k[0] == 0 and k[1].endswith("_t1") for k in got)
+    assert {k: v for k, v in full.items() if k[0] == 2 or not k[1].endswith("_t1")} == got
+    with pytest.raises(ValueError, match="eval_sampled_steps"):
+        EMArgs(model="m", out="o", prompt="p", max_steps=3, eval_steps=[0, 3], eval_sampled_steps=[1]).check()
+
 
 def _toy_data(dirpath, name, n=3, answers=True):
     dirpath.mkdir(exist_ok=True)

@@ -36,7 +36,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_files, tmp_path, method):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert full["evals"] == resumed["evals"] and [e["step"] for e in full["evals"]] == [3, 6]
     rows = json.loads((tmp_path / "cut" / "metrics.json").read_text())["rows"]
-    diag = {"logit_abs_mean", "logit_sat_frac", "logit_mean"} | ({"score_logp", "score_kl"} if method == "ppl" else set())
+    diag = ({"logit_abs_mean", "logit_sat_frac", "logit_mean", "action_mse_preferred", "action_mse_rejected",
+             "behavior_gap"} | ({"score_logp", "score_kl"} if method == "ppl" else set()))
     expected = {("success", 3), ("success", 6), ("success", -1), ("success_best", -1)}
     if method in ("cpl", "ppl"):  # preference diagnostics at the start of the contrastive phase and at the end
         expected |= {(m, s) for m in diag for s in (3, -1)}
@@ -182,3 +183,23 @@ def test_runs_sharing_a_process_get_the_results_they_get_alone(tiny_files, tmp_p
     for k in pa:
         torch.testing.assert_close(pa[k], pb[k], rtol=0, atol=0)
     assert (tmp_path / "first" / "metrics.json").exists()
+
+
+def test_action_diagnostics_measure_distances_to_the_data_and_the_behaviour_mean():
+    """The preferred rows are the first n_pos; the gap is 0 for a behaviour mean equal to the policy's own, and
+    every value equals the mean per-step squared distance computed directly."""
+    from methods.ppl.policy import GaussianPolicy
+    from methods.ppl.train import action_diagnostics
+
+    g = torch.Generator().manual_seed(3)
+    pol = GaussianPolicy(obs_dim=5, act_dim=2, hidden=(8,), logp="mse")
+    obs, act = torch.randn(6, 4, 5, generator=g), torch.randn(6, 4, 2, generator=g)
+    with torch.no_grad():
+        mu = pol.mean(obs)
+    out = action_diagnostics(pol, obs, act, mu, n_pos=2)
+    assert out["behavior_gap"] == 0.0
+    assert out["action_mse_preferred"] == pytest.approx(float((mu[:2] - act[:2]).square().sum(-1).mean()))
+    assert out["action_mse_rejected"] == pytest.approx(float((mu[2:] - act[2:]).square().sum(-1).mean()))
+    shifted = action_diagnostics(pol, obs, act, mu + torch.tensor([0.3, -0.4]), n_pos=2)
+    assert shifted["behavior_gap"] == pytest.approx(0.25)
+    assert pol.training  # the policy's mode is restored

@@ -70,6 +70,17 @@ class Protocol:
             out.append(d)
         return out
 
+    def greedy_only(self) -> "Protocol":
+        """The same protocol without its sampled decodes (the greedy ones, with their dataset restrictions).
+
+        For evaluations that read only greedy metrics (the intermediate points of a step curve). Raises
+        ValueError when the protocol has no greedy decode."""
+        kept = tuple(d for d in self.decodes if d.n == 1 and d.temperature == 0)
+        if not kept:
+            raise ValueError(f"protocol {self.name!r} has no greedy decode")
+        return Protocol(self.name, kept, self.max_new_tokens, tuple(h for h in self.headline
+                                                                    if any(d.name == h for d in kept)))
+
 
 _EM_SAMPLED = ("aime24", "aime25", "amc23")
 PROTOCOLS: dict[str, Protocol] = {
@@ -195,6 +206,8 @@ def evaluate_model(
     for ds_name, rows in datasets.items():
         if not rows:
             raise ValueError(f"evaluate_model: dataset {ds_name!r} has no problems")
+        if not proto.decodes_for(ds_name):
+            raise ValueError(f"evaluate_model: protocol {proto.name!r} has no decode for dataset {ds_name!r}")
         prompts = [build_prompt(r["problem"], template, tokenizer) for r in rows]
         for d in proto.decodes_for(ds_name):
             sampling = Sampling(n=d.n, temperature=d.temperature, top_p=d.top_p, max_new_tokens=budget, seed=seed)

@@ -92,6 +92,12 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
     bad = [s for s in eval_steps if s > max_steps]
     if bad:
         raise ValueError(f"one_shot_em.eval_steps {bad} exceed max_steps={max_steps}")
+    sampled = cfg.get("eval_sampled_steps")
+    if sampled is not None:
+        stray = sorted(set(sampled) - set(cfg["eval_steps"]))
+        if stray:
+            raise ValueError(f"one_shot_em.eval_sampled_steps {stray} are not in one_shot_em.eval_steps {cfg['eval_steps']}")
+        sampled = sorted(set(sampled) & set(eval_steps))  # rl_then_em evaluates only its start and its end
     save = sorted({s for s in (order_steps(cfg), max_steps) if s <= max_steps})
     args: dict[str, Any] = dict(
         model=model_path, out=out, template=cfg.get("template", "plain"), sample_temperature=ts,
@@ -102,6 +108,7 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         max_new_tokens=cfg.get("max_new_tokens", 512), save_steps=save, eval_steps=eval_steps,
         eval_datasets=list(cfg["eval_datasets"]), data_dir=data_dir, eval_protocol=cfg.get("eval_protocol", "tiny"),
         eval_limit=cfg.get("eval_limit"), eval_n_samples=cfg.get("eval_n_samples"),
+        eval_sampled_steps=sampled,
         eval_max_new_tokens=cfg.get("eval_max_new_tokens"), bf16=cfg.get("bf16", False), seed=seed, threads=threads,
         method=method, model_name=model_name, rollout_backend=cfg.get("rollout_backend", "hf"),
         gradient_checkpointing=cfg.get("gradient_checkpointing", False), world_size=world_size(cfg),

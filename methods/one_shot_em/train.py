@@ -66,6 +66,10 @@ class EMArgs:
     eval_batch_size: int = 64  # prompts per generate() call during evaluation
     eval_max_new_tokens: int | None = None  # override the protocol's generation budget (None = protocol's)
     eval_n_samples: int | None = None  # override n of the protocol's sampled decode (None = protocol's)
+    # eval_steps that also run the protocol's sampled decodes; the others decode greedily only (None = all).
+    # The step curve reads greedy accuracy; the sampled decodes (4/5 of an evaluation's tokens at the tiny
+    # tier) are needed only where T = 1 metrics are read: the start and the headline step.
+    eval_sampled_steps: list[int] | None = None
     bf16: bool = False  # bfloat16 weights/autocast (GPU tier)
     gradient_checkpointing: bool = False  # activation checkpointing (large models)
     rollout_backend: str = "hf"  # generation backend of the rollouts: hf | vllm (one process, one GPU)
@@ -95,6 +99,10 @@ class EMArgs:
                 raise ValueError(f"EMArgs.{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps < 0:
             raise ValueError(f"EMArgs.max_steps must be >= 0, got {self.max_steps}")
+        if self.eval_sampled_steps is not None:
+            bad = sorted(set(self.eval_sampled_steps) - set(self.eval_steps))
+            if bad:
+                raise ValueError(f"EMArgs.eval_sampled_steps has steps {bad} that are not in eval_steps {self.eval_steps}")
         for name in ("save_steps", "eval_steps"):
             bad = [s for s in getattr(self, name) if not 0 <= s <= self.max_steps]
             if bad:
@@ -185,13 +193,15 @@ def _sync_vllm(llm, model) -> None:
 
 
 def _evaluate(model, tokenizer, args: EMArgs, step: int, datasets) -> tuple[list[dict], list[dict]]:
-    from benchmarks.math.evaluate import evaluate_model
+    from benchmarks.math.evaluate import evaluate_model, get_protocol
     from repro.results import make_row
 
-    metrics, samples = evaluate_model(model, tokenizer, datasets, protocol=args.eval_protocol,
+    protocol = get_protocol(args.eval_protocol, args.eval_n_samples)
+    if args.eval_sampled_steps is not None and step not in args.eval_sampled_steps:
+        protocol = protocol.greedy_only()
+    metrics, samples = evaluate_model(model, tokenizer, datasets, protocol=protocol,
                                       template=args.template, seed=args.seed, batch_size=args.eval_batch_size,
-                                      max_new_tokens=args.eval_max_new_tokens, n_samples=args.eval_n_samples,
-                                      grade_workers=0)
+                                      max_new_tokens=args.eval_max_new_tokens, grade_workers=0)
     rows = [make_row(args.paper, args.method, args.model_name, ds, args.seed, step, m, float(v))
             for ds, ms in metrics.items() if not ds.startswith("_") for m, v in ms.items()
             if isinstance(v, (int, float)) and math.isfinite(float(v))]

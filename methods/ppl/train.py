@@ -137,6 +137,26 @@ class Data:
         return self
 
 
+@torch.no_grad()
+def action_diagnostics(policy: GaussianPolicy, obs: torch.Tensor, act: torch.Tensor, mu_b: torch.Tensor,
+                       n_pos: int) -> dict[str, float]:
+    """Where the policy's mean action sits relative to the data, on segments (2n, L, .) whose first ``n_pos``
+    rows are the preferred ones (the diagnostic pairs): ``action_mse_preferred`` / ``action_mse_rejected``, the
+    mean per-step ||mu(s) - a||^2 on the preferred / rejected segments, and ``behavior_gap``, the mean
+    ||mu(s) - mu_b(s)||^2 to the behaviour policy's mean over both (the KL of the mse convention). A contrastive
+    loss can fall by moving away from the rejected actions as well as towards the preferred ones; these say
+    which it did, and how far the policy left the data (BC: ~0 gap beyond the behaviour noise it cannot fit)."""
+    was = policy.training
+    policy.eval()
+    try:
+        mu = policy.mean(obs)
+    finally:
+        policy.train(was)
+    sq = (mu - act).square().sum(-1)
+    return {"action_mse_preferred": float(sq[:n_pos].mean()), "action_mse_rejected": float(sq[n_pos:].mean()),
+            "behavior_gap": float((mu - mu_b).square().sum(-1).mean())}
+
+
 # ----------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------
@@ -259,6 +279,7 @@ class Trainer:
             logits = cpl_logits(lp[:n], lp[n:], c.alpha, c.bias)
         out = {"logit_abs_mean": float(logits.abs().mean()), "logit_sat_frac": float((logits.abs() > SATURATED).float().mean()),
                "logit_mean": float(logits.mean())}
+        out.update(action_diagnostics(self.policy, d.obs[both], d.act[both], d.mu_b[both], n))
         if c.method == "ppl":
             lam = c.alpha if c.lam is None else c.lam
             out["score_logp"] = float(c.alpha * lp.sum(-1).mean())

@@ -216,13 +216,36 @@ def _skew_reason(t: Tables) -> str:
             f"logits are already highly skewed and EM on one prompt barely moves them")
 
 
-def _ppl_reason(method: str, base: str) -> Callable[[Tables], str]:
+def _ppl_reason(method: str, base: str, kind: str = "heterogeneous") -> Callable[[Tables], str]:
+    """Per-task differences with their seed range, and for the contrastive methods where their mean action went
+    (the behaviour gap ||mu - mu_b||^2 from the BC start to the end, and the error on the preferred segments)."""
     def f(t):
-        s = ppl_diff(method, base)(t)
-        if not s:
+        df = t.get("ppl")
+        if df is None or df.empty:
             return ""
-        per_task = ", ".join(f"{100 * float(np.mean(x)):+.0f}" for x in s)
-        return f"per-task mean differences (pp): {per_task}; success varies strongly between checkpoints of one run"
+        parts = []
+        for ds in sorted(d for d in df["dataset"].unique() if d.endswith("/" + kind)):
+            v = paired(per_seed(t, "ppl", method, "success", ds), per_seed(t, "ppl", base, "success", ds))
+            if v.size:
+                parts.append(f"{ds.split('/')[0]} {100 * v.mean():+.0f} (seeds {100 * v.min():+.0f} to {100 * v.max():+.0f})")
+        if not parts:
+            return ""
+        text = f"per-task mean differences (pp): {'; '.join(parts)}"
+        drift = []
+        for m in dict.fromkeys(x for x in (method, base) if x in ("cpl", "ppl")):
+            for ds in sorted(d for d in df["dataset"].unique() if d.endswith("/" + kind)):
+                r = df[(df["method"] == m) & (df["dataset"] == ds) & (df["metric"].isin(
+                    ["behavior_gap", "action_mse_preferred"]))]
+                g0, g1 = r[(r["metric"] == "behavior_gap") & (r["step"] > 0)], r[(r["metric"] == "behavior_gap") & (r["step"] == -1)]
+                p0, p1 = (r[(r["metric"] == "action_mse_preferred") & (r["step"] > 0)],
+                          r[(r["metric"] == "action_mse_preferred") & (r["step"] == -1)])
+                if not (g0.empty or g1.empty or p0.empty or p1.empty):
+                    drift.append(f"{m.upper()} {ds.split('/')[0]}: gap {g0['value'].mean():.2f} -> {g1['value'].mean():.2f}, "
+                                 f"preferred {p0['value'].mean():.2f} -> {p1['value'].mean():.2f}")
+        if drift:
+            text += ("; where the mean action went from the BC start to the end (squared distance to the behaviour "
+                     "mean, and to the preferred segments' actions): " + "; ".join(drift))
+        return text
     return f
 
 

@@ -40,6 +40,40 @@ class PaperFindings:
                 f"{k.removeprefix('law_')} = {fmt(k, v)}" for k, v in law.items() if v is not None) + ".")
         return out
 
+    @staticmethod
+    def ppl_drift_table(df: pd.DataFrame, sweep: list[str]) -> str:
+        """Per dataset, CPL's and PPL's success and where their mean action went, from the BC start to the end."""
+        keys = ("behavior_gap", "action_mse_preferred", "action_mse_rejected")
+        d = df[df["metric"].isin(keys) & ~df["method"].isin(sweep)]
+        if d.empty:
+            return ""
+        succ = df[(df["metric"] == "success") & (df["step"] == -1)]
+
+        def mean(frame):
+            return float(frame["value"].mean()) if not frame.empty else float("nan")
+
+        rows = []
+        for (m, ds), g in sorted(d.groupby(["method", "dataset"])):
+            start, end = g[g["step"] > 0], g[g["step"] == -1]
+            if start.empty or end.empty:
+                continue
+            s0 = mean(succ[(succ["method"] == "bc") & (succ["dataset"] == ds)])
+            s1 = mean(succ[(succ["method"] == m) & (succ["dataset"] == ds)])
+            cells = [f"{100 * s0:.0f} → {100 * s1:.0f}"]
+            for k in keys:
+                cells.append(f"{mean(start[start['metric'] == k]):.3f} → {mean(end[end['metric'] == k]):.3f}")
+            rows.append([m, ds] + cells)
+        if not rows:
+            return ""
+        return ("### Where the mean action went: BC start → end\n\n"
+                + md_table(["method", "dataset", "success (%)", "‖μ − μ_b‖² (behaviour gap)",
+                            "‖μ − a‖², preferred segments", "‖μ − a‖², rejected segments"], rows)
+                + "\n\nMean over seeds, on the 512 fixed diagnostic pairs of each run (per step, summed over the "
+                  "action dimensions; the BC start's values are those of the contrastive run's first step). A "
+                  "contrastive loss falls both by moving the mean action towards the preferred actions and by "
+                  "moving it away from the rejected ones; a growing behaviour gap with a *rising* error on the "
+                  "preferred segments means the second dominated.\n")
+
     def claims_one_shot_em(self, df: pd.DataFrame, hdf: pd.DataFrame, metric: str) -> list[str]:
         out = []
         em_methods = [m for m in sorted(df["method"].unique()) if m.startswith(("one_shot_em", "em")) and
@@ -242,6 +276,9 @@ class PaperFindings:
                                    else "–" for k in ("logit_sat_frac", "logit_abs_mean", "score_logp", "score_kl")])
             out.append(md_table(["method", "share of |logit| > 5", "mean |logit|", "α Σ log π (PPL)",
                                  "λ Σ KL (PPL)"], rows) + "\n\nPooled over tasks, kinds and seeds.\n")
+        drift = self.ppl_drift_table(df, sweep)
+        if drift:
+            out.append(drift)
         if sweep:
             out.append("### The hyper-parameter sweep (a task that is not reported)\n")
             rows = []
