@@ -72,3 +72,39 @@ def test_every_paper_has_claims_and_the_real_claims_run_on_empty_tables():
     assert all(v.verdict == "not run" for v in verdicts)
     md = C.markdown(verdicts, {})
     assert md.count("\n| ") == len(C.CLAIMS) and md.startswith("| paper |") and "not run" in md
+
+
+def test_measured_reasons_read_the_tables():
+    """The style reason compares careful shares and careful accuracy; the PPL reason names each task with its seed
+    range and the subject's drift; the law reason counts the fit window and checks the entropy's monotonicity."""
+    rows = []
+    for s in range(2):
+        for m, share, acc in (("a", 1.0, 0.8), ("b", 1.0, 0.9)):
+            rows += [("x", m, "n", "arith_test", s, -1, "style_share_careful_greedy", share),
+                     ("x", m, "n", "arith_test", s, -1, "acc_style_careful_greedy", acc)]
+    text = C._style_reason("x", "a", "b")({"x": _table(rows)})
+    assert "greedy careful share 100.0% vs 100.0%" in text and "80.0% vs 90.0%" in text and "same style" in text
+    rows = [r if r[6] != "style_share_careful_greedy" or r[1] != "a" else (*r[:7], 0.5) for r in rows]
+    assert "differ in the style" in C._style_reason("x", "a", "b")({"x": _table(rows)})
+
+    rows = []
+    for s, (c, f) in enumerate([(0.9, 0.5), (0.7, 0.5)]):
+        rows += [("ppl", "cpl", "g", "door-open/heterogeneous", s, -1, "success", c),
+                 ("ppl", "sft", "g", "door-open/heterogeneous", s, -1, "success", f),
+                 ("ppl", "cpl", "g", "door-open/heterogeneous", s, 30, "behavior_gap", 0.02),
+                 ("ppl", "cpl", "g", "door-open/heterogeneous", s, -1, "behavior_gap", 0.3),
+                 ("ppl", "cpl", "g", "door-open/heterogeneous", s, 30, "action_mse_preferred", 0.4),
+                 ("ppl", "cpl", "g", "door-open/heterogeneous", s, -1, "action_mse_preferred", 0.5)]
+    text = C._ppl_reason("cpl", "sft")({"ppl": _table(rows)})
+    assert "door-open +30 (seeds +20 to +40)" in text and "CPL door-open: gap 0.02 -> 0.30, preferred 0.40 -> 0.50" in text
+
+    rows = []
+    for s in range(2):
+        rows.append(("entropy_mechanism", "grpo", "n", "val", s, -1, "law_early_ceiling", 0.95))
+        for i, step in enumerate(range(0, 101, 4)):
+            rows.append(("entropy_mechanism", "grpo", "n", "val", s, step, "val_acc", 0.4 if step == 0 else 0.9))
+            rows.append(("entropy_mechanism", "grpo", "n", "val", s, step + 1, "entropy", 0.1 - 0.001 * i * (s == 0)))
+    text = C._law_reason({"entropy_mechanism": _table(rows)})
+    assert "4 validation points per seed, updates 0-12" in text and "40% -> 90%" in text
+    assert "falling monotonically in 1 of 2 seeds" in text  # seed 1's entropy is constant
+    assert "+5, +5 pp" in text
