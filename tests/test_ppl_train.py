@@ -203,3 +203,23 @@ def test_action_diagnostics_measure_distances_to_the_data_and_the_behaviour_mean
     shifted = action_diagnostics(pol, obs, act, mu + torch.tensor([0.3, -0.4]), n_pos=2)
     assert shifted["behavior_gap"] == pytest.approx(0.25)
     assert pol.training  # the policy's mode is restored
+
+
+def test_bc_coeff_adds_the_mean_negative_log_prob_of_the_pair_segments(tiny_files):
+    """loss(bc_coeff = 2) - loss(0) = 2 * mean(-log pi) over both segments of the same batch (the official CPL's
+    bc_data "all"); the default 0 leaves the loss and the log unchanged."""
+    from methods.ppl.train import Data, Trainer
+
+    data = Data(str(tiny_files / "data.hdf5"), str(tiny_files / "prefs.hdf5"))
+    seen = {}
+    for coeff in (0.0, 2.0):
+        tr = Trainer(_cfg(tiny_files, "cpl", "unused", bc_coeff=coeff), data)
+        tr._update = lambda loss, c=coeff: seen.__setitem__(c, float(loss))  # record instead of stepping
+        out = tr.contrastive_step()
+        assert ("bc_loss" in out) == (coeff > 0)
+    tr = Trainer(_cfg(tiny_files, "cpl", "unused"), data)
+    pos, neg = data.sample_pairs(tr.cfg.batch, tr.g)
+    both = torch.cat([pos, neg])
+    with torch.no_grad():
+        bc = float(-tr.policy.log_prob(data.obs[both], data.act[both]).mean())
+    assert seen[2.0] - seen[0.0] == pytest.approx(2 * bc, rel=1e-5)

@@ -63,6 +63,10 @@ class TrainConfig:
     alpha: float = 0.1  # temperature alpha of CPL/PPL
     bias: float = 0.5  # conservative bias on the rejected segment's score (CPL's lambda; PPL: its whole score)
     lam: float | None = None  # PPL weight of the contrastive KL term (None: alpha, from the regret derivation)
+    # weight of a BC term, the mean -log pi over both segments of each pair, added to the CPL / PPL loss (the
+    # official CPL's bc_coeff with bc_data "all"; its mw_state_dense/cpl_bc.yaml uses 1.0 with bias 1.0). It
+    # anchors the policy to the data; 0 = the paper's headline CPL / PPL
+    bc_coeff: float = 0.0
     warmup_steps: int = 0  # linear lr warm-up after the BC phase (CPL's official schedule), 0 = none
     schedule: str = "constant"  # lr schedule after warm-up: constant | cosine (P-IQL's official one)
     init: str | None = None  # policy.pt of a `bc` run: start SFT/CPL/PPL from it at step bc_steps (P-IQL: its actor)
@@ -257,8 +261,13 @@ class Trainer:
         else:
             lp, kl = self.policy.log_prob_and_kl(d.obs[both], d.act[both], d.mu_b[both], d.std_b[both])
             loss = ppl_loss(lp[: c.batch], lp[c.batch:], kl[: c.batch], kl[c.batch:], c.alpha, c.lam, c.bias)
+        out = {f"{c.method}_loss": float(loss)}
+        if c.bc_coeff:
+            bc = bc_loss(lp)
+            loss = loss + c.bc_coeff * bc
+            out["bc_loss"] = float(bc)
         self._update(loss)
-        return {f"{c.method}_loss": float(loss)}
+        return out
 
     @torch.no_grad()
     def diagnostics(self, n_pairs: int = 512) -> dict[str, float]:
