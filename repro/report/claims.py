@@ -120,19 +120,22 @@ def value(table: str, method: str, metric: str, pooled: bool = True) -> Callable
     return f
 
 
+def ppl_task_diffs(t: Tables, method: str, base: str, kind: str = "heterogeneous") -> list[tuple[str, np.ndarray]]:
+    """(dataset, method - base final success paired by seed) for each ``kind`` dataset where both ran."""
+    df = t.get("ppl")
+    if df is None or df.empty:
+        return []
+    out = []
+    for ds in sorted(d for d in df["dataset"].unique() if d.endswith("/" + kind)):
+        v = paired(per_seed(t, "ppl", method, "success", ds), per_seed(t, "ppl", base, "success", ds))
+        if v.size:
+            out.append((ds, v))
+    return out
+
+
 def ppl_diff(method: str, base: str, kind: str = "heterogeneous") -> Callable[[Tables], Strata | None]:
     """Per MetaWorld task (a stratum): method - base final success, paired by seed, on ``kind`` datasets."""
-    def f(t):
-        df = t.get("ppl")
-        if df is None or df.empty:
-            return None
-        out = []
-        for ds in sorted(d for d in df["dataset"].unique() if d.endswith("/" + kind)):
-            v = paired(per_seed(t, "ppl", method, "success", ds), per_seed(t, "ppl", base, "success", ds))
-            if v.size:
-                out.append(v)
-        return out or None
-    return f
+    return lambda t: [v for _, v in ppl_task_diffs(t, method, base, kind)] or None
 
 
 def early_ceiling_gap(t: Tables) -> Strata | None:
@@ -270,28 +273,28 @@ def _ppl_reason(method: str, base: str, kind: str = "heterogeneous") -> Callable
     """Per-task differences with their seed range, and for the contrastive methods where their mean action went
     (the behaviour gap ||mu - mu_b||^2 from the BC start to the end, and the error on the preferred segments)."""
     def f(t):
-        df = t.get("ppl")
-        if df is None or df.empty:
+        diffs = ppl_task_diffs(t, method, base, kind)
+        if not diffs:
             return ""
-        parts = []
-        for ds in sorted(d for d in df["dataset"].unique() if d.endswith("/" + kind)):
-            v = paired(per_seed(t, "ppl", method, "success", ds), per_seed(t, "ppl", base, "success", ds))
-            if v.size:
-                parts.append(f"{ds.split('/')[0]} {100 * v.mean():+.0f} (seeds {100 * v.min():+.0f} to {100 * v.max():+.0f})")
-        if not parts:
-            return ""
-        text = f"per-task mean differences (pp): {'; '.join(parts)}"
+        text = "per-task mean differences (pp): " + "; ".join(
+            f"{ds.split('/')[0]} {100 * v.mean():+.0f} (seeds {100 * v.min():+.0f} to {100 * v.max():+.0f})"
+            for ds, v in diffs)
+        if method not in ("cpl", "ppl"):
+            return text
+        df = t["ppl"]
+
+        def mean(ds, metric, start):  # the BC start's row has the positive step bc_steps, the end's step -1
+            r = df[(df["method"] == method) & (df["dataset"] == ds) & (df["metric"] == metric)]
+            r = r[r["step"] > 0] if start else r[r["step"] == -1]
+            return float(r["value"].mean()) if not r.empty else None
+
         drift = []
-        for m in [method] if method in ("cpl", "ppl") else []:
-            for ds in sorted(d for d in df["dataset"].unique() if d.endswith("/" + kind)):
-                r = df[(df["method"] == m) & (df["dataset"] == ds) & (df["metric"].isin(
-                    ["behavior_gap", "action_mse_preferred"]))]
-                g0, g1 = r[(r["metric"] == "behavior_gap") & (r["step"] > 0)], r[(r["metric"] == "behavior_gap") & (r["step"] == -1)]
-                p0, p1 = (r[(r["metric"] == "action_mse_preferred") & (r["step"] > 0)],
-                          r[(r["metric"] == "action_mse_preferred") & (r["step"] == -1)])
-                if not (g0.empty or g1.empty or p0.empty or p1.empty):
-                    drift.append(f"{m.upper()} {ds.split('/')[0]}: gap {g0['value'].mean():.2f} -> {g1['value'].mean():.2f}, "
-                                 f"preferred {p0['value'].mean():.2f} -> {p1['value'].mean():.2f}")
+        for ds, _ in diffs:
+            g0, g1 = mean(ds, "behavior_gap", True), mean(ds, "behavior_gap", False)
+            p0, p1 = mean(ds, "action_mse_preferred", True), mean(ds, "action_mse_preferred", False)
+            if None not in (g0, g1, p0, p1):
+                drift.append(f"{method.upper()} {ds.split('/')[0]}: gap {g0:.2f} -> {g1:.2f}, "
+                             f"preferred {p0:.2f} -> {p1:.2f}")
         if drift:
             text += ("; where the mean action went from the BC start to the end (squared distance to the behaviour "
                      "mean, and to the preferred segments' actions): " + "; ".join(drift))
