@@ -59,10 +59,11 @@ def _job_counts(stdout: str) -> dict[str, int]:
 
 def test_seeds_share_a_process_only_when_group_seeds_says_so(repo_root, tmp_path):
     """group_seeds (tiny): one job per (model, method) runs all seeds; false (paper-style): one job per seed.
-    PPL runs a dataset and seed's BC start and methods in one job either way."""
-    grouped = _snakemake(repo_root, "reproduce_all", "-n", "--configfile", "config/config.yaml")
+    PPL runs a dataset and seed's BC start and methods in one job either way. --forceall plans every job even
+    where a local `make reproduce` has already made the outputs (the counts are those of a fresh clone)."""
+    grouped = _snakemake(repo_root, "reproduce_all", "-n", "--forceall", "--configfile", "config/config.yaml")
     (tmp_path / "single.yaml").write_text("group_seeds: false\n")
-    single = _snakemake(repo_root, "reproduce_all", "-n", "--configfile", "config/config.yaml",
+    single = _snakemake(repo_root, "reproduce_all", "-n", "--forceall", "--configfile", "config/config.yaml",
                         str(tmp_path / "single.yaml"))
     assert grouped.returncode == 0 and single.returncode == 0, (grouped.stderr + single.stderr)[-3000:]
     g, s = _job_counts(grouped.stdout), _job_counts(single.stdout)
