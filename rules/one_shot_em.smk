@@ -5,6 +5,8 @@
 #   em_ts<T>/seed<s>          the same at another sampling temperature T_s
 #   rl_then_em/seed<s>        EM (order.em_steps) starting from the empo stage's GRPO model
 #   em_confident/seed<s>      the main run's settings on the control prompt (control.enabled; a diagnostic)
+#   em_rank<r>/seed<s>        the main run's settings on the prompt ranked r by the selection (ranks.enabled;
+#                             prompt sensitivity: ranks.steps steps, greedy evaluation at the end only)
 #   em_then_rl/seed<s>        GRPO (the empo stage's budget) starting from EM's step-order.em_steps checkpoint
 #   skew/<which>/seed<s>      logit skewness of base, one_shot_em, grpo, em_then_rl
 # The RL phase of the ordering runs is the empo stage's GRPO-with-gold baseline (rules/empo.smk).
@@ -35,7 +37,9 @@ def osem_local_inputs(wc):
 
 
 from methods.one_shot_em.experiments import em_methods, em_train_args, launcher as _osem_launcher, order_steps, seeds_for as _osem_seeds
-from methods.one_shot_em.experiments import select_args as _osem_select_args
+from methods.one_shot_em.experiments import rank_methods as _osem_rank_methods, select_args as _osem_select_args
+
+_OSEM_RANKS = _osem_rank_methods(OSEM)  # em_rank<r> -> r
 
 
 def osem_methods():
@@ -50,7 +54,8 @@ def osem_seeds(method):
 def osem_em_args(method, model, seed):
     """methods.one_shot_em.train flags of one EM run."""
     start = work("empo", model, "grpo", f"seed{seed}", "model") if method == "rl_then_em" else osem_model(model)
-    prompt = "selected_control.json" if method == "em_confident" else "selected.json"
+    prompt = ("selected_control.json" if method == "em_confident" else
+              f"selected_rank{_OSEM_RANKS[method]}.json" if method in _OSEM_RANKS else "selected.json")
     return em_train_args(OSEM, method, model, start, seed, osem_data_dir(),
                          work("one_shot_em", model, method, f"seed{seed}"),
                          prompt_file=work("one_shot_em", model, prompt), threads=config["threads"])
@@ -64,6 +69,7 @@ rule osem_select:
     output:
         work("one_shot_em", "{model}", "selected.json"),
         work("one_shot_em", "{model}", "selected_control.json"),
+        [work("one_shot_em", "{model}", f"selected_rank{r}.json") for r in _OSEM_RANKS.values()],
     log:
         log_path("one_shot_em", "{model}", "select"),
     wildcard_constraints:
@@ -84,6 +90,8 @@ def osem_train_inputs(wc, seeds):
         deps += [work("empo", wc.model, "grpo", f"seed{s}", "model") for s in seeds]
     if wc.method == "em_confident":
         deps.append(work("one_shot_em", wc.model, "selected_control.json"))
+    if wc.method in _OSEM_RANKS:
+        deps.append(work("one_shot_em", wc.model, f"selected_rank{_OSEM_RANKS[wc.method]}.json"))
     return deps
 
 
@@ -93,14 +101,15 @@ def osem_train_cmd(wc, seeds):
 
 # With group_seeds, the EM runs whose seeds are one_shot_em.seeds run all of them in one job (osem_train_seeds);
 # the others (the temperature sweep's single seed) keep one job per seed (osem_train).
-_OSEM_ALL = list(osem_methods()) + ["rl_then_em", "em_confident"]
+_OSEM_ALL = list(osem_methods()) + ["rl_then_em", "em_confident"] + list(_OSEM_RANKS)
 _OSEM_GROUPED = [m for m in _OSEM_ALL if GROUP_SEEDS and osem_seeds(m) == list(OSEM["seeds"])
                  and len(OSEM["seeds"]) > 1]
 _OSEM_SINGLE = [m for m in _OSEM_ALL if m not in _OSEM_GROUPED]
 
 
 rule osem_train:
-    """Entropy minimisation on the one prompt (main runs, temperature sweep, RL->EM, the control): one seed."""
+    """Entropy minimisation on the one prompt (main runs, temperature sweep, RL->EM, the control, the prompt
+    sensitivity): one seed."""
     priority: 10
     input:
         lambda wc: osem_train_inputs(wc, [int(wc.seed)]),
@@ -248,7 +257,7 @@ rule osem_skewness:
 ONE_SHOT_EM_RUNS = (
     [work("one_shot_em", m, meth, f"seed{s}", "metrics.json")
      for m in OSEM["models"] for meth in list(osem_methods()) + ["rl_then_em", "em_then_rl", "em_confident"]
-     for s in osem_seeds(meth)]
+     + list(_OSEM_RANKS) for s in osem_seeds(meth)]
     + ([work("one_shot_em", m, "skew", w, f"seed{s}", "metrics.json")
         for m in OSEM["models"] for w in _skew_subjects() for s in _skew_seeds()] if _SKEW.get("enabled") else [])
 )

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from methods.one_shot_em.experiments import em_methods, em_train_args, launcher, select_args, seeds_for, world_size
+from methods.one_shot_em.experiments import (em_methods, em_train_args, launcher, rank_methods, select_args, seeds_for,
+                                             world_size)
 from methods.one_shot_em.train import main as em_main
 from repro.cli import to_argv
 
@@ -100,3 +101,22 @@ def test_control_run_and_prompt():
     # without an all-right prompt: the most accurate one, earliest among ties
     ranked = rank_by_variance(pool, [[1, 0]] * 2 + [[1, 1, 1, 0]] * 3)
     assert control_prompt(pool, ranked).row["id"] == "p2"
+
+
+def test_prompt_rank_runs():
+    """ranks: em_rank<r> for r = 2..top, the main run's settings for ranks.steps steps, greedy at the end only."""
+    cfg = dict(sample_temperature=0.5, seeds=[0, 1, 2], max_steps=40, eval_steps=[0, 10, 40], eval_datasets=["a"],
+               eval_sampled_steps=[0, 10], order={"enabled": True, "em_steps": 10, "seeds": [0]},
+               ranks={"enabled": True, "top": 4, "seeds": [0], "steps": 10}, select={"k": 32})
+    assert rank_methods(cfg) == {"em_rank2": 2, "em_rank3": 3, "em_rank4": 4}
+    assert rank_methods({**cfg, "ranks": {**cfg["ranks"], "enabled": False}}) == {} == rank_methods({"seeds": [0]})
+    assert seeds_for(cfg, "em_rank3") == [0] and select_args(cfg)["ranks"] == 4
+    a = em_train_args(cfg, "em_rank3", "nano", "M", 0, "D", "O", prompt_file="selected_rank3.json")
+    main = em_train_args(cfg, "one_shot_em", "nano", "M", 0, "D", "O", prompt_file="selected.json")
+    assert (a["max_steps"], a["eval_steps"], a["eval_sampled_steps"], a["save_steps"]) == (10, [10], [], [10])
+    same = ("sample_temperature", "lr", "micro_batch", "grad_accum", "loss_temperature", "top_p", "eval_datasets")
+    assert {k: a[k] for k in same} == {k: main[k] for k in same} and a["prompt_file"] == "selected_rank3.json"
+    with pytest.raises(ValueError, match="unknown EM method 'em_rank5'"):
+        em_train_args(cfg, "em_rank5", "nano", "M", 0, "D", "O", prompt_file="s")
+    tiny = section("config")
+    assert len(rank_methods(tiny)) == tiny["ranks"]["top"] - 1 <= tiny["select"]["pool_limit"] - 1

@@ -104,6 +104,7 @@ def test_em_evaluates_listed_steps(tiny_model_dir, tmp_path):
     assert all(r["method"] == "one_shot_em" and r["paper"] == "one_shot_em" for r in rows)
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert {s["step"] for s in samples} == {0, 2}
+    assert not any(r["dataset"] == "prompt" for r in rows)  # a fixed --prompt has no selection numbers
 
     # --eval-sampled-steps 2: step 0 decodes greedily only; the greedy rows and the training are unchanged
     part = tmp_path / "em_eval_part"
@@ -141,6 +142,16 @@ def test_select_and_skewness_entry_points(tiny_model_dir, tmp_path):
     assert chosen["problem"].startswith("Compute") and chosen["answer"] == arith_oracle_answer(chosen["problem"])
     ranking = [json.loads(x) for x in (tmp_path / "sel" / "selected_ranking.jsonl").read_text().splitlines()]
     assert len(ranking) == 3 and ranking[0]["score"] == max(r["score"] for r in ranking)
+    # --ranks 3: the prompts ranked 2 and 3 next to the winner, in ranking order
+    select_main(["--model", str(tiny_model_dir), "--out", str(out), "--data-dir", str(data), "--pool", "pool",
+                 "--k", "2", "--max-new-tokens", "6", "--labels", "arith_oracle", "--ranks", "3"])
+    written = [json.loads(out.read_text())] + [json.loads((out.parent / f"selected_rank{r}.json").read_text())
+                                               for r in (2, 3)]
+    assert [w["rank"] for w in written] == [1, 2, 3]
+    assert [w["problem"] for w in written] == [r["problem"] for r in ranking]
+    with pytest.raises(ValueError, match="ranks=4 .* pool pool has .3"):
+        select_main(["--model", str(tiny_model_dir), "--out", str(out), "--data-dir", str(data), "--pool", "pool",
+                     "--k", "2", "--labels", "arith_oracle", "--ranks", "4"])
     with pytest.raises(ValueError, match="no 'answer'"):
         select_main(["--model", str(tiny_model_dir), "--out", str(out), "--data-dir", str(data), "--pool", "pool",
                      "--k", "2", "--max-new-tokens", "6", "--labels", "column"])
@@ -154,3 +165,16 @@ def test_select_and_skewness_entry_points(tiny_model_dir, tmp_path):
     steps = [json.loads(x) for x in (skew_dir / "skew_steps.jsonl").read_text().splitlines()]
     assert len(steps) == 2 and all(1 <= s["steps"] <= 5 and len(s["skew"]) == s["steps"] for s in steps)
     assert rows[0]["value"] == pytest.approx(np.mean([s["mean_skew"] for s in steps]))
+
+
+def test_prompt_metrics_come_from_the_selection_file(tmp_path):
+    from methods.one_shot_em.train import prompt_metrics
+
+    sel = tmp_path / "selected_rank2.json"
+    sel.write_text(json.dumps({"problem": "Compute 3 + 6 × 3.", "rank": 2, "score": 0.25, "accuracy": 0.5, "k": 32}))
+    assert prompt_metrics(EMArgs(model="m", out="o", prompt_file=str(sel))) == {
+        "selection_rank": 2.0, "selection_score": 0.25, "selection_accuracy": 0.5}
+    assert prompt_metrics(EMArgs(model="m", out="o", prompt="Compute 1 + 1.")) == {}
+    sel.write_text(json.dumps({"question": "x"}))
+    with pytest.raises(ValueError, match="missing key 'problem'"):
+        prompt_metrics(EMArgs(model="m", out="o", prompt_file=str(sel)))

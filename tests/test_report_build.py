@@ -436,3 +436,34 @@ def test_verify_records_the_spread_and_the_report_shows_it(tmp_path):
     md = _build(results, tmp_path / "reports" / "v1").read_text()
     prov = md.split("## Provenance", 1)[1].split("\n## ", 1)[0]
     assert "| 1 | `ffffffffffff` | 0 / 2 | 0.02 | +2.0 | +5.0% |" in prov  # timing rows are shown, not compared
+
+
+def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
+    """em_rank<r> runs: a table of step-10 greedy accuracy against the main run's step 0 (rank 1 = the main run),
+    the selection numbers from their "prompt" rows, and no row in the paper's main tables."""
+    res = tmp_path / "res"
+    shutil.copytree(FIX, res)
+    em = pd.read_csv(res / "one_shot_em.csv")
+    tmpl = em.iloc[0].to_dict()
+    add = []
+    for r, (test, hard, p) in {2: (0.70, 0.30, 0.46875), 3: (0.50, 0.20, 0.53125)}.items():
+        for ds, step, metric, v in [("arith_test", 10, "acc_greedy", test), ("arith_hard", 10, "acc_greedy", hard),
+                                    ("prompt", 0, "selection_accuracy", p), ("prompt", 0, "selection_score", p * (1 - p)),
+                                    ("prompt", 0, "selection_rank", r)]:
+            add.append({**tmpl, "method": f"em_rank{r}", "seed": 0, "dataset": ds, "step": step, "metric": metric,
+                        "value": v})
+    pd.concat([em, pd.DataFrame(add)]).to_csv(res / "one_shot_em.csv", index=False)
+    md = _build(res, tmp_path / "out" / "v1").read_text()
+    sec = section(md, "## One-shot Entropy Minimization")
+    assert "em_rank" not in subsection(sec, "### Ours: final")
+    (head, rows), = md_tables(subsection(sec, "### Which prompt EM gets"))
+    main = em[(em["method"] == "one_shot_em") & (em["metric"] == "acc_greedy")]
+    base = {ds: main[(main["dataset"] == ds) & (main["step"] == 0)]["value"].mean() for ds in ("arith_test", "arith_hard")}
+    top = main[(main["dataset"] == "arith_test") & (main["step"] == 10)]["value"].mean()
+    assert [r[0] for r in rows] == ["1", "2", "3"] and rows[0][1] == "`one_shot_em`"
+    assert rows[0][5] == f"{100 * (top - base['arith_test']):+.1f}"
+    assert rows[1][2:4] == ["0.469", f"{0.46875 * 0.53125:.4f}"]
+    assert rows[1][4] == f"{100 * base['arith_test']:.1f} → 70.0"
+    assert rows[1][5] == f"{100 * (0.70 - base['arith_test']):+.1f}" and rows[2][6] == f"{100 * (0.20 - base['arith_hard']):+.1f}"
+    deltas = 100 * (np.array([top, 0.70, 0.50]) - base["arith_test"])
+    assert f"{deltas.mean():+.1f} pp on average" in sec and f"{int((deltas >= 3).sum())} of 3 reach +3 pp" in sec

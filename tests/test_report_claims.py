@@ -108,3 +108,20 @@ def test_measured_reasons_read_the_tables():
     assert "4 validation points per seed, updates 0-12" in text and "40% -> 90%" in text
     assert "falling monotonically in 1 of 2 seeds" in text  # seed 1's entropy is constant
     assert "+5, +5 pp" in text
+
+
+def test_em_reason_reads_the_prompt_rank_runs():
+    """The EM reason quotes the spread of step 10 - step 0 over the main run (rank 1) and the em_rank<r> runs."""
+    rows = []
+    for s in range(2):
+        rows += [("one_shot_em", "one_shot_em", "n", "arith_test", s, 0, "acc_greedy", 0.40),
+                 ("one_shot_em", "one_shot_em", "n", "arith_test", s, 10, "acc_greedy", 0.36)]
+        rows += [("one_shot_em", "one_shot_em", "n", "arith_test", s, st, "style_share_careful_greedy", 0.3)
+                 for st in (0, 10)]
+    t = {"one_shot_em": _table(rows)}
+    assert "highest-variance" not in C._em_reason(t)  # no rank runs: nothing to say
+    rows += [("one_shot_em", "em_rank2", "n", "arith_test", 0, 10, "acc_greedy", 0.45),
+             ("one_shot_em", "em_rank3", "n", "arith_test", 0, 10, "acc_greedy", 0.38)]
+    t = {"one_shot_em": _table(rows)}
+    assert C._rank_deltas(t) == pytest.approx({1: -0.04, 2: 0.05, 3: -0.02})
+    assert "each of the 3 highest-variance prompts" in C._em_reason(t) and "from -4.0 to +5.0 pp (1 of 3 reach +3)" in C._em_reason(t)

@@ -4,7 +4,11 @@ Runs per model: ``one_shot_em`` (main, T_s = sample_temperature, ``seeds``), ``e
 sampling-temperature sweep), ``rl_then_em`` (EM from the GRPO model, order.em_steps) and
 ``em_then_rl`` (GRPO from the EM checkpoint at order.em_steps; flags from the empo stage's plan) and,
 with ``control.enabled``, ``em_confident``: the main run's settings on the control prompt, the one the selection
-samples answered right most often (not the paper's choice; a diagnostic of what EM amplifies).
+samples answered right most often (not the paper's choice; a diagnostic of what EM amplifies) and, with
+``ranks.enabled``, ``em_rank<r>``: the main run's settings on the prompt ranked r by the selection's variance
+(r = 2..ranks.top; rank 1 is the main run), ``ranks.steps`` steps, evaluated greedily at the last step only. The
+top of the ranking is a near-tie (p(1 - p) within sampling noise of 0.25), so which prompt EM gets is close to a
+coin flip among them: these runs measure how much the result depends on that choice.
 """
 from __future__ import annotations
 
@@ -24,8 +28,18 @@ def em_methods(cfg: dict) -> dict[str, float]:
     return runs
 
 
+def rank_methods(cfg: dict) -> dict[str, int]:
+    """Prompt-sensitivity run name -> rank of its prompt in the selection ranking (2..ranks.top)."""
+    ranks = cfg.get("ranks", {})
+    if not ranks.get("enabled"):
+        return {}
+    return {f"em_rank{r}": r for r in range(2, int(ranks["top"]) + 1)}
+
+
 def seeds_for(cfg: dict, method: str) -> list[int]:
     order = cfg.get("order", {})
+    if method in rank_methods(cfg):
+        return list(cfg["ranks"].get("seeds", []))
     if method == "one_shot_em":
         return list(cfg["seeds"])
     if method in ("rl_then_em", "em_then_rl"):
@@ -46,6 +60,8 @@ def select_args(cfg: dict) -> dict[str, Any]:
     if sel.get("temperature") is None:
         sel["temperature"] = float(cfg["sample_temperature"])
     sel.setdefault("top_p", cfg.get("top_p", 0.95))
+    if rank_methods(cfg):
+        sel["ranks"] = int(cfg["ranks"]["top"])  # also write the prompts ranked 2..top (selected_rank<r>.json)
     return sel
 
 
@@ -80,15 +96,18 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
     ``model_path`` is the starting model (for ``rl_then_em``: the GRPO model). The main runs save the
     checkpoint at order.em_steps (the EM->RL start and the skewness subject) and at the last step.
     """
-    methods = em_methods(cfg)
-    if method not in methods and method not in ("rl_then_em", "em_confident"):
+    methods, ranked = em_methods(cfg), rank_methods(cfg)
+    if method not in methods and method not in ranked and method not in ("rl_then_em", "em_confident"):
         raise ValueError(f"one_shot_em: unknown EM method {method!r} "
-                         f"(known: {sorted(methods)} + rl_then_em, em_confident)")
+                         f"(known: {sorted(methods) + sorted(ranked)} + rl_then_em, em_confident)")
     max_steps, eval_steps = int(cfg["max_steps"]), list(cfg["eval_steps"])
     ts = methods.get(method, float(cfg["sample_temperature"]))
     if method == "rl_then_em":
         max_steps = order_steps(cfg)
         eval_steps = sorted({0, max_steps})
+    if method in ranked:  # step 0 is the base model's evaluation, the same for every prompt (main run's step 0)
+        max_steps = int(cfg["ranks"]["steps"])
+        eval_steps = [max_steps]
     bad = [s for s in eval_steps if s > max_steps]
     if bad:
         raise ValueError(f"one_shot_em.eval_steps {bad} exceed max_steps={max_steps}")
@@ -98,6 +117,8 @@ def em_train_args(cfg: dict, method: str, model_name: str, model_path: str, seed
         if stray:
             raise ValueError(f"one_shot_em.eval_sampled_steps {stray} are not in one_shot_em.eval_steps {cfg['eval_steps']}")
         sampled = sorted(set(sampled) & set(eval_steps))  # rl_then_em evaluates only its start and its end
+    if method in ranked:
+        sampled = []  # greedy only: the sensitivity reads greedy accuracy and styles
     save = sorted({s for s in (order_steps(cfg), max_steps) if s <= max_steps})
     args: dict[str, Any] = dict(
         model=model_path, out=out, template=cfg.get("template", "plain"), sample_temperature=ts,

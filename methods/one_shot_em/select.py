@@ -13,8 +13,9 @@ Selection is the only step of One-shot EM that uses answers. The arith ``unlabel
 answers (answer = null), so ``--labels arith_oracle`` computes them from the problem text with a
 safe integer evaluator, *only* for grading the selection samples; ``--labels column`` uses the
 pool's own ``answer`` column (e.g. a labelled pool such as numina20k or arith_rl_train).
-Writes the chosen row (+ score) to ``--out``, the full ranking next to it, and ``<out>_control.json``: the
-control prompt of the ``em_confident`` diagnostic (:func:`control_prompt`).
+Writes the chosen row (+ score) to ``--out``, the full ranking next to it, ``<out>_control.json``: the
+control prompt of the ``em_confident`` diagnostic (:func:`control_prompt`), and with ``--ranks R`` the prompts
+ranked 2..R as ``<out>_rank<r>.json`` (the prompt-sensitivity runs ``em_rank<r>``).
 """
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ class SelectArgs:
     max_new_tokens: int = 128  # response length cap
     template: str = "plain"  # prompt template
     top: int = 5  # how many top prompts to list in the ranking summary
+    ranks: int = 1  # also write the prompts ranked 2..ranks as <out stem>_rank<r>.json (1 = only the winner)
     seed: int = 0  # sampling seed
     threads: int = 1  # torch CPU threads
     batch_size: int = 32  # prompts per generation batch
@@ -103,6 +105,8 @@ class SelectArgs:
             raise ValueError(f"SelectArgs.temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"SelectArgs.top_p must be in (0, 1], got {self.top_p}")
+        if self.ranks < 1:
+            raise ValueError(f"SelectArgs.ranks must be >= 1, got {self.ranks}")
         return self
 
 
@@ -131,6 +135,9 @@ def select(args: SelectArgs) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rows = read_pool(Path(args.data_dir or ".") / f"{args.pool}.jsonl", args.pool_limit)
+    if args.ranks > len(rows):
+        raise ValueError(f"SelectArgs.ranks={args.ranks} asks for more prompts than the pool {args.pool} has "
+                         f"({len(rows)} with pool_limit={args.pool_limit})")
     pool = []
     for i, r in enumerate(rows):
         r = dict(r)
@@ -150,11 +157,15 @@ def select(args: SelectArgs) -> dict:
 
     ranked = rank_pool_with_model(pool, sample, lambda pairs: grade_many(pairs), k=args.k,
                                   temperature=args.temperature, seed=args.seed, top=None)
-    best = ranked[0]
-    chosen = {**best.row, "score": best.score, "accuracy": best.accuracy, "k": args.k,
-              "temperature": args.temperature, "top_p": args.top_p, "labels": args.labels, "config": asdict(args)}
+    def record(s, rank):
+        return {**s.row, "score": s.score, "accuracy": s.accuracy, "rank": rank, "k": args.k,
+                "temperature": args.temperature, "top_p": args.top_p, "labels": args.labels, "config": asdict(args)}
+
+    chosen = record(ranked[0], 1)
     out = Path(args.out)
     atomic_write_json(out, chosen)
+    for r in range(2, args.ranks + 1):
+        atomic_write_json(out.with_name(f"{out.stem}_rank{r}.json"), record(ranked[r - 1], r))
     control = control_prompt(pool, ranked)
     atomic_write_json(out.with_name(out.stem + "_control.json"),
                       {**control.row, "score": control.score, "accuracy": control.accuracy, "k": args.k,

@@ -121,18 +121,34 @@ class EMArgs:
         return self
 
 
-def load_prompt(args: EMArgs) -> str:
-    """The problem text: --prompt, or the "problem" of --prompt-file (JSON object)."""
+def _prompt_record(args: EMArgs) -> dict:
+    """--prompt as {"problem": ...}, or the JSON object of --prompt-file (written by methods.one_shot_em.select)."""
     if args.prompt is not None:
-        return args.prompt
+        return {"problem": args.prompt}
     path = Path(args.prompt_file)
     try:
         obj = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: cannot read the selected prompt ({e})") from e
-    if "problem" not in obj:
+    if not isinstance(obj, dict) or "problem" not in obj:
         raise ValueError(f"{path}: missing key 'problem'")
-    return obj["problem"]
+    return obj
+
+
+def load_prompt(args: EMArgs) -> str:
+    """The problem text: --prompt, or the "problem" of --prompt-file (JSON object)."""
+    return _prompt_record(args)["problem"]
+
+
+# selection file key -> table metric (dataset "prompt", step 0): where the prompt stood in the variance ranking
+_SELECTION_METRICS = {"rank": "selection_rank", "score": "selection_score", "accuracy": "selection_accuracy"}
+
+
+def prompt_metrics(args: EMArgs) -> dict[str, float]:
+    """The prompt's selection rank, score p(1 - p) and accuracy p, for the rows of a run whose prompt file has
+    them (a fixed --prompt has none)."""
+    obj = _prompt_record(args)
+    return {m: float(obj[k]) for k, m in _SELECTION_METRICS.items() if isinstance(obj.get(k), (int, float))}
 
 
 def _seed_all(seed: int) -> None:
@@ -270,6 +286,8 @@ def train(args: EMArgs) -> Path:
         datasets = {name: load_problems(name, source="local", local_dir=args.data_dir, limit=args.eval_limit)
                     for name in args.eval_datasets}
     rows, all_samples, log = [], [], []
+    rows += [make_row(args.paper, args.method, args.model_name, "prompt", args.seed, 0, m, v)
+             for m, v in prompt_metrics(args).items()]
 
     def checkpoint(step: int) -> None:
         if step in args.save_steps:

@@ -38,6 +38,7 @@ from repro.report.tables import (
     load_results,
     summarize_cell,
     summarize_macro,
+    without_ranks,
     without_sweep,
 )
 
@@ -240,6 +241,8 @@ class Builder(PaperFindings, ProvenanceSection):
         full = df
         if name == "ppl":  # the hyper-parameter sweep (its own table below) is not a reported result
             df = without_sweep(df)
+        if name == "one_shot_em":  # the prompt-sensitivity runs (their own table below) are not the paper's protocol
+            df = without_ranks(df)
         lines.append(f"**Claim.** {self.notes['papers'][name]['claim']}\n")
         hdf, hnotes = headline_rows(df, spec["metric"], spec["baseline"], spec.get("baseline_from_step0", ()),
                                     spec.get("prefer_step"))
@@ -271,6 +274,7 @@ class Builder(PaperFindings, ProvenanceSection):
         if name == "one_shot_em":
             lines.append(f"### Ours: {label_of(spec['metric'])} at each evaluated EM step\n")
             lines.append(self.steps_table(df, spec["metric"]))
+            lines.append(self.osem_ranks_table(full))
         lines.append("### Figures\n")
         lines += self.figures_for(name, df, spec, hdf)
         csv = self.write_final_csv(name, df)

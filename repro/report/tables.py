@@ -256,6 +256,14 @@ def read_wall_times(path: str | Path) -> dict[str, float]:
 SWEEP_POINT = re.compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$|^piql_(scratch|bc)$")
 
 
+RANK_RUN = re.compile(r"^em_rank(\d+)$")  # one-shot EM's prompt-sensitivity runs (the prompt ranked r)
+
+
+def without_ranks(df: pd.DataFrame) -> pd.DataFrame:
+    """One-shot EM rows without the prompt-sensitivity runs (their own table; not the paper's protocol)."""
+    return df[~df["method"].str.match(RANK_RUN)]
+
+
 def without_sweep(df: pd.DataFrame) -> pd.DataFrame:
     """PPL rows without the hyper-parameter sweep: its points and every row of the sweep's datasets."""
     sweep = df["method"].str.match(SWEEP_POINT)
