@@ -202,9 +202,12 @@ def _rank_deltas(t: Tables, step: int = 10) -> dict[int, float]:
     if not base:
         return {}
     b = float(np.mean(list(base.values())))
+    from repro.report.tables import RANK_RUN
+
     out = {}
     for m in sorted(set(df["method"])):
-        r = 1 if m == "one_shot_em" else int(m[len("em_rank"):]) if m.startswith("em_rank") else None
+        match = RANK_RUN.match(m)
+        r = 1 if m == "one_shot_em" else int(match.group(1)) if match else None
         v = per_seed(t, "one_shot_em", m, "acc_greedy", "arith_test", step) if r is not None else {}
         if v:
             out[r] = float(np.mean(list(v.values()))) - b
