@@ -123,5 +123,13 @@ def test_em_reason_reads_the_prompt_rank_runs():
     rows += [("one_shot_em", "em_rank2", "n", "arith_test", 0, 10, "acc_greedy", 0.45),
              ("one_shot_em", "em_rank3", "n", "arith_test", 0, 10, "acc_greedy", 0.38)]
     t = {"one_shot_em": _table(rows)}
-    assert C._rank_deltas(t) == pytest.approx({1: -0.04, 2: 0.05, 3: -0.02})
+    step, deltas = C._rank_deltas(t)
+    assert step == 10 and deltas == pytest.approx({1: -0.04, 2: 0.05, 3: -0.02})
     assert "each of the 3 highest-variance prompts" in C._em_reason(t) and "from -4.0 to +5.0 pp (1 of 3 reach +3)" in C._em_reason(t)
+    # rank runs of another length (ranks.steps = 5): the main run is compared at that step, not at 10
+    rows = [r for r in rows if not r[1].startswith("em_rank")]
+    rows += [("one_shot_em", "one_shot_em", "n", "arith_test", s, 5, "acc_greedy", 0.41) for s in range(2)]
+    rows += [("one_shot_em", "em_rank2", "n", "arith_test", 0, 5, "acc_greedy", 0.43)]
+    step, deltas = C._rank_deltas({"one_shot_em": _table(rows)})
+    assert step == 5 and deltas == pytest.approx({1: 0.01, 2: 0.03})
+    assert "gives step 5 - step 0 from +1.0 to +3.0 pp" in C._em_reason({"one_shot_em": _table(rows)})

@@ -183,27 +183,30 @@ def _em_reason(t: Tables) -> str:
                      f"(`em_confident`, {len(ctl10)} seeds) goes {100 * np.mean(list(ctl0.values())):.1f}% -> "
                      f"{100 * np.mean(list(ctl10.values())):.1f}%, so EM amplifies the chosen prompt's majority "
                      f"behaviour and the variance criterion picks prompts whose majority is the unreliable style")
-    ranks = _rank_deltas(t)
+    step, ranks = _rank_deltas(t)
     if ranks:
         d = 100 * np.asarray(list(ranks.values()))
         parts.append(f"not a matter of which near-tied prompt the rule picks: the same EM on each of the {len(d)} "
-                     f"highest-variance prompts (`em_rank<r>`, 1 seed each; rank 1 = the main run) gives step 10 - "
+                     f"highest-variance prompts (`em_rank<r>`, 1 seed each; rank 1 = the main run) gives step {step} - "
                      f"step 0 from {d.min():+.1f} to {d.max():+.1f} pp ({int((d >= 3).sum())} of {len(d)} reach +3)")
     return "; ".join(parts) + " (arith_test, mean over seeds)"
 
 
-def _rank_deltas(t: Tables, step: int = 10) -> dict[int, float]:
-    """{rank: greedy arith_test accuracy at ``step`` - step 0} of the prompt-sensitivity runs (rank 1 = the main
-    run, mean over its seeds; step 0 is the base model, the same for every prompt)."""
-    df = t.get("one_shot_em")
-    if df is None or df.empty:
-        return {}
-    base = per_seed(t, "one_shot_em", "one_shot_em", "acc_greedy", "arith_test", 0)
-    if not base:
-        return {}
-    b = float(np.mean(list(base.values())))
+def _rank_deltas(t: Tables) -> tuple[int, dict[int, float]]:
+    """(step, {rank: greedy arith_test accuracy at step - step 0}) of the prompt-sensitivity runs: step is the last
+    step the rank runs evaluate greedily (config one_shot_em.ranks.steps), rank 1 = the main run at that step (mean
+    over its seeds); step 0 is the base model, the same for every prompt."""
     from repro.report.tables import RANK_RUN
 
+    df = t.get("one_shot_em")
+    if df is None or df.empty:
+        return 0, {}
+    base = per_seed(t, "one_shot_em", "one_shot_em", "acc_greedy", "arith_test", 0)
+    acc = df[(df["metric"] == "acc_greedy") & (df["dataset"] == "arith_test")]
+    rank_steps = acc[acc["method"].str.match(RANK_RUN)]["step"]
+    if not base or rank_steps.empty:
+        return 0, {}
+    step, b = int(rank_steps.max()), float(np.mean(list(base.values())))
     out = {}
     for m in sorted(set(df["method"])):
         match = RANK_RUN.match(m)
@@ -211,7 +214,7 @@ def _rank_deltas(t: Tables, step: int = 10) -> dict[int, float]:
         v = per_seed(t, "one_shot_em", m, "acc_greedy", "arith_test", step) if r is not None else {}
         if v:
             out[r] = float(np.mean(list(v.values()))) - b
-    return out if len(out) > 1 else {}
+    return (step, out) if len(out) > 1 else (step, {})
 
 
 def _law_reason(t: Tables, frac: float = 0.15) -> str:
