@@ -133,3 +133,18 @@ def test_em_reason_reads_the_prompt_rank_runs():
     step, deltas = C._rank_deltas({"one_shot_em": _table(rows)})
     assert step == 5 and deltas == pytest.approx({1: 0.01, 2: 0.03})
     assert "gives step 5 - step 0 from +1.0 to +3.0 pp" in C._em_reason({"one_shot_em": _table(rows)})
+
+
+def test_ppl_reason_weighs_the_kl_term_against_the_log_prob_term():
+    """PPL vs CPL: the reason quotes PPL's two score terms at the end, pooled over the compared datasets only."""
+    rows = []
+    for s in range(2):
+        for m, v in (("ppl", 0.7), ("cpl", 0.8)):
+            rows.append(("ppl", m, "g", "door-open/heterogeneous", s, -1, "success", v))
+        rows += [("ppl", "ppl", "g", "door-open/heterogeneous", s, -1, "score_logp", -4.0 + s),
+                 ("ppl", "ppl", "g", "door-open/heterogeneous", s, -1, "score_kl", 0.35),
+                 ("ppl", "ppl", "g", "door-open/heterogeneous", s, 3000, "score_kl", 9.0),  # the start: not used
+                 ("ppl", "ppl", "g", "door-open/homogeneous", s, -1, "score_kl", 9.0)]  # other kind: not used
+    text = C._ppl_reason("ppl", "cpl")({"ppl": _table(rows)})
+    assert "alpha sum log pi -3.50, lam sum KL 0.35" in text and "KL is 10% of the log-prob term" in text
+    assert "score terms" not in C._ppl_reason("cpl", "sft")({"ppl": _table(rows)})

@@ -329,8 +329,24 @@ def _ppl_reason(method: str, base: str, kind: str = "heterogeneous") -> Callable
         if drift:
             text += ("; where the mean action went from the BC start to the end (squared distance to the behaviour "
                      "mean, and to the preferred segments' actions): " + "; ".join(drift))
+        if method == "ppl":
+            text += _ppl_terms(df, [ds for ds, _ in diffs])
         return text
     return f
+
+
+def _ppl_terms(df: pd.DataFrame, datasets: list[str]) -> str:
+    """How much of PPL's segment score is its behaviour-policy KL: the two terms at the end of training (the
+    diagnostic pairs' mean over segments, pooled over ``datasets`` and seeds). A KL term small against the
+    log-prob term makes PPL's logit nearly CPL's, so the two methods can only differ a little."""
+    r = df[(df["method"] == "ppl") & (df["dataset"].isin(datasets)) & (df["step"] == -1)]
+    lp, kl = r[r["metric"] == "score_logp"]["value"], r[r["metric"] == "score_kl"]["value"]
+    if lp.empty or kl.empty or float(lp.mean()) == 0:
+        return ""
+    a, b = float(lp.mean()), float(kl.mean())
+    return (f"; PPL's two score terms at the end: alpha sum log pi {a:.2f}, lam sum KL {b:.2f} per segment, so the "
+            f"behaviour-policy KL is {100 * abs(b / a):.0f}% of the log-prob term's size and PPL's logit is mostly "
+            f"CPL's (lam chosen on the sweep task)")
 
 
 # ----------------------------------------------------------------------------------------------------- claims
