@@ -147,4 +147,8 @@ def test_ppl_reason_weighs_the_kl_term_against_the_log_prob_term():
                  ("ppl", "ppl", "g", "door-open/homogeneous", s, -1, "score_kl", 9.0)]  # other kind: not used
     text = C._ppl_reason("ppl", "cpl")({"ppl": _table(rows)})
     assert "alpha sum log pi -3.50, lam sum KL 0.35" in text and "KL is 10% of the log-prob term" in text
+    assert "mostly CPL's" in text
     assert "score terms" not in C._ppl_reason("cpl", "sft")({"ppl": _table(rows)})
+    rows = [(*r[:7], 2.0) if r[6] == "score_kl" and r[5] == -1 and "heterogeneous" in r[3] else r for r in rows]
+    text = C._ppl_reason("ppl", "cpl")({"ppl": _table(rows)})  # a KL term of 57% of the log-prob term
+    assert "KL is 57% of the log-prob term's size (lam" in text and "mostly CPL's" not in text

@@ -335,18 +335,21 @@ def _ppl_reason(method: str, base: str, kind: str = "heterogeneous") -> Callable
     return f
 
 
-def _ppl_terms(df: pd.DataFrame, datasets: list[str]) -> str:
+def _ppl_terms(df: pd.DataFrame, datasets: list[str], small: float = 0.25) -> str:
     """How much of PPL's segment score is its behaviour-policy KL: the two terms at the end of training (the
     diagnostic pairs' mean over segments, pooled over ``datasets`` and seeds). A KL term small against the
-    log-prob term makes PPL's logit nearly CPL's, so the two methods can only differ a little."""
+    log-prob term (below ``small`` of its size) makes PPL's logit nearly CPL's, so the two methods can only differ a
+    little; the sentence says so only then."""
     r = df[(df["method"] == "ppl") & (df["dataset"].isin(datasets)) & (df["step"] == -1)]
     lp, kl = r[r["metric"] == "score_logp"]["value"], r[r["metric"] == "score_kl"]["value"]
     if lp.empty or kl.empty or float(lp.mean()) == 0:
         return ""
     a, b = float(lp.mean()), float(kl.mean())
+    share = abs(b / a)
+    verdict = " and PPL's logit is mostly CPL's" if share < small else ""
     return (f"; PPL's two score terms at the end: alpha sum log pi {a:.2f}, lam sum KL {b:.2f} per segment, so the "
-            f"behaviour-policy KL is {100 * abs(b / a):.0f}% of the log-prob term's size and PPL's logit is mostly "
-            f"CPL's (lam chosen on the sweep task)")
+            f"behaviour-policy KL is {100 * share:.0f}% of the log-prob term's size{verdict} (lam chosen on the "
+            f"sweep task)")
 
 
 # ----------------------------------------------------------------------------------------------------- claims
