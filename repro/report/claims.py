@@ -196,17 +196,16 @@ def _rank_deltas(t: Tables) -> tuple[int, dict[int, float]]:
     """(step, {rank: greedy arith_test accuracy at step - step 0}) of the prompt-sensitivity runs: step is the last
     step the rank runs evaluate greedily (config one_shot_em.ranks.steps), rank 1 = the main run at that step (mean
     over its seeds); step 0 is the base model, the same for every prompt."""
-    from repro.report.tables import RANK_RUN
+    from repro.report.tables import RANK_RUN, rank_step
 
     df = t.get("one_shot_em")
     if df is None or df.empty:
         return 0, {}
     base = per_seed(t, "one_shot_em", "one_shot_em", "acc_greedy", "arith_test", 0)
-    acc = df[(df["metric"] == "acc_greedy") & (df["dataset"] == "arith_test")]
-    rank_steps = acc[acc["method"].str.match(RANK_RUN)]["step"]
-    if not base or rank_steps.empty:
+    step = rank_step(df)
+    if not base or step is None:
         return 0, {}
-    step, b = int(rank_steps.max()), float(np.mean(list(base.values())))
+    b = float(np.mean(list(base.values())))
     out = {}
     for m in sorted(set(df["method"])):
         match = RANK_RUN.match(m)

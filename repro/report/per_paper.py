@@ -11,7 +11,7 @@ import pandas as pd
 from repro.report import figures as figs
 from repro.report.format import cell_text, fmt, fmt_delta, label_of, md_table
 from repro.report.papers import PAPERS, SCORE_CURVES, Paper
-from repro.report.tables import RANK_RUN, SWEEP_POINT, final_or_last, final_rows, summarize_cell, summarize_macro, without_sweep
+from repro.report.tables import RANK_RUN, SWEEP_POINT, rank_step, final_or_last, final_rows, summarize_cell, summarize_macro, without_sweep
 
 
 class PaperFindings:
@@ -255,8 +255,9 @@ class PaperFindings:
         if not ranks or "one_shot_em" not in set(df["method"]):
             return ""
         ranks[1] = "one_shot_em"
-        acc = df[df["metric"] == "acc_greedy"]
-        step = int(acc[acc["method"] == ranks[max(ranks)]]["step"].max())
+        step = rank_step(df)
+        if step is None:  # rank runs without a greedy arith_test evaluation
+            return ""
 
         def val(method, metric, st, ds="arith_test"):
             v = df[(df["method"] == method) & (df["metric"] == metric) & (df["step"] == st) & (df["dataset"] == ds)]

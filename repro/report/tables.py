@@ -259,6 +259,13 @@ SWEEP_POINT = re.compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$|^piql_(scratch|b
 RANK_RUN = re.compile(r"^em_rank(\d+)$")  # one-shot EM's prompt-sensitivity runs (the prompt ranked r)
 
 
+def rank_step(df: pd.DataFrame) -> int | None:
+    """The step at which the prompt-sensitivity runs are compared with step 0: the last greedy arith_test evaluation
+    of the em_rank runs (config one_shot_em.ranks.steps); None without rank runs."""
+    acc = df[(df["metric"] == "acc_greedy") & (df["dataset"] == "arith_test") & df["method"].str.match(RANK_RUN)]
+    return None if acc.empty else int(acc["step"].max())
+
+
 def without_ranks(df: pd.DataFrame) -> pd.DataFrame:
     """One-shot EM rows without the prompt-sensitivity runs (their own table; not the paper's protocol)."""
     return df[~df["method"].str.match(RANK_RUN)]
