@@ -11,4 +11,7 @@ def test_bench_small_random_model(tmp_path):
     # the kernels' own time is part of the loop's wall time, so the ceiling is at least the measured speedup
     assert 0 < row["fast_kernel_s"] < row["fast_s"]
     assert row["speedup_ceiling"] > row["speedup"]
+    # the GEMMs are a part of the arithmetic kernels, so their ceiling is the higher one
+    assert 0 < row["fast_gemm_s"] <= row["fast_kernel_s"]
+    assert row["speedup_ceiling_gemm"] >= row["speedup_ceiling"]
     assert out.exists()

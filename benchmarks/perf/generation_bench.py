@@ -17,6 +17,11 @@ draws it -- and the speedup that would remain if everything else cost nothing::
 
     fastgen time in arithmetic kernels (batch 32): NN%; speedup ceiling at zero overhead: N.NNx
 
+and the same for the matrix products alone (``aten::mm`` / ``addmm`` / ``bmm``: the weights' GEMMs, which any
+implementation of the same float32 network must compute, and which run near the core's float32 peak here)::
+
+    fastgen time in matrix products (batch 32): NN%; speedup ceiling with only the GEMMs: N.NNx
+
 A ceiling below a target says the target needs less arithmetic (lower precision, a smaller batch of live rows),
 not a leaner loop.
 """
@@ -86,21 +91,25 @@ def _generated(ids: torch.Tensor, eos: int) -> int:
 
 
 # the ops whose time is arithmetic rather than loop overhead; exponential_ is the sampling noise
-_KERNELS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
-            "aten::_scaled_dot_product_attention_math", "aten::exponential_")
+_GEMMS = ("aten::mm", "aten::addmm", "aten::bmm")
+_KERNELS = _GEMMS + ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_attention_math",
+                     "aten::exponential_")
 
 
-def kernel_seconds(fn, repeats: int) -> float:
-    """Median over ``repeats`` profiled calls of ``fn`` of the seconds spent inside :data:`_KERNELS` (their own
-    time; the profiler's overhead falls between ops, so this is compared with unprofiled calls' wall time)."""
+def kernel_seconds(fn, repeats: int, kernels: tuple[str, ...] = _KERNELS) -> tuple[float, float]:
+    """Medians over ``repeats`` profiled calls of ``fn`` of the seconds spent inside ``kernels`` and inside the
+    matrix products among them (their own time; the profiler's overhead falls between ops, so this is compared
+    with unprofiled calls' wall time)."""
     from torch.profiler import profile
 
-    times = []
+    times, gemm = [], []
     for _ in range(repeats):
         with profile() as prof:
             fn()
-        times.append(sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in _KERNELS) / 1e6)
-    return sorted(times)[len(times) // 2]
+        own = {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
+        times.append(sum(own.get(k, 0.0) for k in kernels))
+        gemm.append(sum(own.get(k, 0.0) for k in _GEMMS if k in kernels))
+    return sorted(times)[len(times) // 2], sorted(gemm)[len(gemm) // 2]
 
 
 def main(argv=None) -> list[dict]:
@@ -152,10 +161,13 @@ def main(argv=None) -> list[dict]:
         print(f"batch {bs:3d}: {n_tok} tokens; hf generate {n_tok / t_hf:8.0f} tokens/s, fastgen "
               f"{n_tok / t_fast:8.0f} tokens/s; identical outputs: {same}")
         print(f"rollout speedup vs hf generate (batch {bs}): {t_hf / t_fast:.2f}x")
-        kern = kernel_seconds(fast, args.repeats)
-        row.update(fast_kernel_s=kern, fast_kernel_share=kern / t_fast, speedup_ceiling=t_hf / kern)
+        kern, gemm = kernel_seconds(fast, args.repeats)
+        row.update(fast_kernel_s=kern, fast_kernel_share=kern / t_fast, speedup_ceiling=t_hf / kern,
+                   fast_gemm_s=gemm, fast_gemm_share=gemm / t_fast, speedup_ceiling_gemm=t_hf / gemm)
         print(f"fastgen time in arithmetic kernels (batch {bs}): {100 * kern / t_fast:.0f}%; "
               f"speedup ceiling at zero overhead: {row['speedup_ceiling']:.2f}x")
+        print(f"fastgen time in matrix products (batch {bs}): {100 * gemm / t_fast:.0f}%; "
+              f"speedup ceiling with only the GEMMs: {row['speedup_ceiling_gemm']:.2f}x")
         if not same:
             raise SystemExit(f"batch {bs}: fastgen and generate disagree -- the speedup does not count")
     if args.out:
