@@ -40,6 +40,7 @@ from repro.report.tables import (
     summarize_macro,
     without_ranks,
     without_sweep,
+    ppl_tasks_note,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -219,6 +220,9 @@ class Builder(PaperFindings, ProvenanceSection):
             "seeds": ", ".join(f"{k}: {v}" for k, v in seeds.items()),
             "train_note": "the arithmetic task's RL split" if self.cfg.tier != "paper" else "the configured data",
         })
+        if name == "ppl":
+            fields["tasks_note"] = ppl_tasks_note(self.tables.get(name, df),
+                                                  self.notes.get("ppl_tasks_why", {}).get(self.cfg.tier, ""))
         tier_note = self.notes["short"].get(self.cfg.tier, f"Tier `{self.cfg.tier}`.")
         text = string.Formatter().vformat(n.get("differs", ""), (), fields)
         return (f"**What differs from the paper.** {text} {tier_note}\n\n"

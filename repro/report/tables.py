@@ -278,6 +278,24 @@ def without_sweep(df: pd.DataFrame) -> pd.DataFrame:
     return df[~sweep & ~df["dataset"].isin(sweep_sets)]
 
 
+def ppl_tasks_note(full: pd.DataFrame, why: str = "") -> str:
+    """Which of the paper's six MetaWorld tasks a `ppl` table reports, which one only tunes hyper-parameters (the
+    sweep) and which are not run, plus ``why`` (the tier's reason) when some are missing."""
+    from benchmarks.metaworld.envs import TASKS
+
+    task_of = lambda sets: sorted({str(d).split("/")[0] for d in sets})  # noqa: E731  (dataset = <task>/<kind>)
+    reported = task_of(without_sweep(full)["dataset"].unique())
+    sweep = [t for t in task_of(full.loc[full["method"].str.match(SWEEP_POINT), "dataset"].unique())
+             if t not in reported]
+    missing = [t for t in TASKS if t not in reported and t not in sweep]
+    note = f"{len(reported)} of the paper's {len(TASKS)} tasks reported ({', '.join(reported)})"
+    if sweep:
+        note += f", {', '.join(sweep)} for the hyper-parameter sweep only"
+    if missing:
+        note += f"; not run: {', '.join(missing)}" + (f" ({why})" if why else "")
+    return note
+
+
 def final_or_last(df: pd.DataFrame) -> pd.DataFrame:
     """Final rows (step -1), plus, for a (method, model, dataset, metric) with no final row, its rows
     at the last logged step relabelled as final (e.g. the nano SFT summary logged at its last step)."""
