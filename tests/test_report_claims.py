@@ -125,7 +125,10 @@ def test_em_reason_reads_the_prompt_rank_runs():
     t = {"one_shot_em": _table(rows)}
     step, deltas = C._rank_deltas(t)
     assert step == 10 and deltas == pytest.approx({1: -0.04, 2: 0.05, 3: -0.02})
-    assert "each of the 3 highest-variance prompts" in C._em_reason(t) and "from -4.0 to +5.0 pp (1 of 3 reach +3)" in C._em_reason(t)
+    assert "each of the 3 highest-variance prompts" in C._em_reason(t) and "from -4.0 to +5.0 pp (1 of 3 reach +3" in C._em_reason(t)
+    # one prompt gains, two do not: the pick decides it (not "not a matter of which prompt")
+    assert "which near-tied prompt the rule picks decides the outcome" in C._em_reason(t)
+    assert "not a matter of" not in C._em_reason(t)
     # rank runs of another length (ranks.steps = 5): the main run is compared at that step, not at 10
     rows = [r for r in rows if not r[1].startswith("em_rank")]
     rows += [("one_shot_em", "one_shot_em", "n", "arith_test", s, 5, "acc_greedy", 0.41) for s in range(2)]
@@ -152,3 +155,28 @@ def test_ppl_reason_weighs_the_kl_term_against_the_log_prob_term():
     rows = [(*r[:7], 2.0) if r[6] == "score_kl" and r[5] == -1 and "heterogeneous" in r[3] else r for r in rows]
     text = C._ppl_reason("ppl", "cpl")({"ppl": _table(rows)})  # a KL term of 57% of the log-prob term
     assert "KL is 57% of the log-prob term's size (lam" in text and "mostly CPL's" not in text
+
+
+def test_a_reproduced_em_verdict_that_one_pick_made_carries_the_rank_caveat():
+    """EM gains on the drawn prompt (rank 1) but not on rank 2: the verdict is reproduced, with the caveat; when every
+    ranked prompt gains, there is no caveat; a failing verdict keeps its measured reason."""
+    (claim,) = [c for c in C.CLAIMS if c.text.startswith("One-shot EM: accuracy after")]
+
+    def tables(rank2):
+        rows = [("one_shot_em", "one_shot_em", "n", "arith_test", s, st, "acc_greedy", v)
+                for s in range(3) for st, v in ((0, 0.40), (10, 0.52 + 0.01 * s))]
+        rows += [("one_shot_em", "em_rank2", "n", "arith_test", 0, 10, "acc_greedy", rank2)]
+        return {"one_shot_em": _table(rows)}
+
+    split = C.judge(claim, tables(0.30), reps=200)
+    assert split.verdict == "reproduced"
+    assert "decides the outcome" in split.reason and "(1 of 2 reach +3" in split.reason
+    both = C.judge(claim, tables(0.50), reps=200)
+    assert both.verdict == "reproduced" and both.reason == ""
+    rows = [r for r in tables(0.30)["one_shot_em"].itertuples(index=False)]
+    rows = [r if r[5] == 0 or r[1] != "one_shot_em" else r[:7] + (0.35,) for r in rows]  # the main run loses 5 pp
+    rows += [("one_shot_em", "one_shot_em", "n", "arith_test", s, st, "style_share_careful_greedy", 0.3)
+             for s in range(3) for st in (0, 10)]  # (the reason starts from the style shares)
+    down = {"one_shot_em": _table(rows)}
+    fail = C.judge(claim, down, reps=200)
+    assert fail.verdict == "not reproduced" and "not a matter of which near-tied prompt" in fail.reason

@@ -37,6 +37,7 @@ class Claim:
     kind: str = "greater"  # greater | less | within | not_below
     unit: str = "pp"  # pp (x100 for display) | ratio | nats | raw
     why_not: Callable[[Tables], str] | None = None  # a measured reason, shown when not reproduced
+    caveat: Callable[[Tables], str] | None = None  # a measured caveat, shown when reproduced ('' = none)
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,29 @@ def _em_reason(t: Tables) -> str:
                      f"(`em_confident`, {len(ctl10)} seeds) goes {100 * np.mean(list(ctl0.values())):.1f}% -> "
                      f"{100 * np.mean(list(ctl10.values())):.1f}%, so EM amplifies the chosen prompt's majority "
                      f"behaviour and the variance criterion picks prompts whose majority is the unreliable style")
-    step, ranks = _rank_deltas(t)
+    ranks = _rank_sentence(t)
     if ranks:
-        d = 100 * np.asarray(list(ranks.values()))
-        parts.append(f"not a matter of which near-tied prompt the rule picks: the same EM on each of the {len(d)} "
-                     f"highest-variance prompts (`em_rank<r>`, 1 seed each; rank 1 = the main run) gives step {step} - "
-                     f"step 0 from {d.min():+.1f} to {d.max():+.1f} pp ({int((d >= 3).sum())} of {len(d)} reach +3)")
+        parts.append(ranks)
     return "; ".join(parts) + " (arith_test, mean over seeds)"
+
+
+def _rank_sentence(t: Tables, only_if_split: bool = False) -> str:
+    """What the prompt-rank runs say about the prompt the rule picks ('' without them): EM's step S - step 0 on each
+    of the top-ranked prompts, and whether the sign depends on the pick (some reach +3 pp, others do not). With
+    ``only_if_split`` it is '' unless it does -- the caveat of a reproduced verdict that one lucky pick made."""
+    step, ranks = _rank_deltas(t)
+    if not ranks:
+        return ""
+    d = 100 * np.asarray(list(ranks.values()))
+    k = int((d >= 3).sum())
+    if only_if_split and k in (0, len(d)):
+        return ""
+    lead = ("not a matter of which near-tied prompt the rule picks" if k == 0 else
+            "the same on whichever near-tied prompt the rule picks" if k == len(d) else
+            "which near-tied prompt the rule picks decides the outcome")
+    return (f"{lead}: the same EM on each of the {len(d)} highest-variance prompts (`em_rank<r>`, 1 seed each; rank "
+            f"1 = the main run) gives step {step} - step 0 from {d.min():+.1f} to {d.max():+.1f} pp ({k} of {len(d)} "
+            f"reach +3; arith_test)")
 
 
 def _rank_deltas(t: Tables) -> tuple[int, dict[int, float]]:
@@ -376,7 +393,7 @@ CLAIMS: list[Claim] = [
           diff(EP, "empo", "grpo", "acc_greedy", "arith_test"), -0.05, "greater", why_not=_style_reason(EP, "empo", "grpo")),
     Claim(OS, "One-shot EM: accuracy after ~10 steps above the start", "+24.7 pp avg of 4 sets (Qwen2.5-Math-7B)",
           diff(OS, "one_shot_em", "one_shot_em", "acc_greedy", "arith_test", 10, 0), 0.0, "greater", "pp",
-          _em_reason),
+          _em_reason, caveat=lambda t: _rank_sentence(t, only_if_split=True)),
     Claim(OS, "EM then RL ends at least as high as RL then EM", "EM->RL keeps the gain, RL->EM degrades",
           lambda t: _one(paired(last_step(t, OS, "em_then_rl", "acc_greedy", "arith_test"),
                                 last_step(t, OS, "rl_then_em", "acc_greedy", "arith_test"))), 0.0, "greater", "pp",
@@ -416,7 +433,10 @@ def judge(claim: Claim, tables: Tables, reps: int = 2000, confidence: float = 0.
         v = "not reproduced" if hi < t else "reproduced"
     else:
         raise ValueError(f"claim {claim.text!r}: unknown kind {claim.kind!r}")
-    reason = claim.why_not(tables) if (v != "reproduced" and claim.why_not) else ""
+    if v != "reproduced":
+        reason = claim.why_not(tables) if claim.why_not else ""
+    else:
+        reason = claim.caveat(tables) if claim.caveat else ""
     return Verdict(claim, summ.mean, None if summ.ci_low is None else (lo, hi), summ.n_runs, v, reason)
 
 
