@@ -96,9 +96,9 @@ _KERNELS = _GEMMS + ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten:
                      "aten::exponential_")
 
 
-def kernel_seconds(fn, repeats: int, kernels: tuple[str, ...] = _KERNELS) -> tuple[float, float]:
-    """Medians over ``repeats`` profiled calls of ``fn`` of the seconds spent inside ``kernels`` and inside the
-    matrix products among them (their own time; the profiler's overhead falls between ops, so this is compared
+def kernel_seconds(fn, repeats: int) -> tuple[float, float]:
+    """Medians over ``repeats`` profiled calls of ``fn`` of the seconds spent inside :data:`_KERNELS` and inside
+    the matrix products among them (their own time; the profiler's overhead falls between ops, so this is compared
     with unprofiled calls' wall time)."""
     from torch.profiler import profile
 
@@ -107,8 +107,8 @@ def kernel_seconds(fn, repeats: int, kernels: tuple[str, ...] = _KERNELS) -> tup
         with profile() as prof:
             fn()
         own = {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
-        times.append(sum(own.get(k, 0.0) for k in kernels))
-        gemm.append(sum(own.get(k, 0.0) for k in _GEMMS if k in kernels))
+        times.append(sum(own.get(k, 0.0) for k in _KERNELS))
+        gemm.append(sum(own.get(k, 0.0) for k in _GEMMS))
     return sorted(times)[len(times) // 2], sorted(gemm)[len(gemm) // 2]
 
 
