@@ -176,3 +176,40 @@ def test_curriculum_pool():
         curriculum_pool(rows, [], 5, "f")
     with pytest.raises(ValueError, match="f: no SFT example"):
         curriculum_pool([{"style": "quick"}], ["careful"], 5, "f")
+
+
+def test_marker_probabilities_match_a_stepwise_decode():
+    """P(" " + marker | prompt) at temperature T equals the product of the next-token probabilities of a token-by-token
+    decode with a KV cache (an independent path), and sharpening (T -> small) moves the careful share to 0 or 1."""
+    torch = pytest.importorskip("torch")
+    from benchmarks.arith.model import NanoModelSpec, build_model
+    from benchmarks.arith.styles import MARKERS, STYLES, careful_marker_share, marker_probabilities
+    from benchmarks.arith.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    model = build_model(NanoModelSpec(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                                      intermediate_size=64, max_positions=128), tok, seed=3).eval()
+    with torch.no_grad():  # a wider spread of logits than the initialisation gives
+        model.lm_head.weight.mul_(40.0)
+    prompts = ["Problem: Compute 3 × 4 + 1.\nSolution:", "Problem: Compute 7 - 2 - 9.\nSolution:"]
+    for T in (0.5, 1.0):
+        got = marker_probabilities(model, tok, prompts, temperature=T)
+        for prompt, probs in zip(prompts, got):
+            assert set(probs) == set(STYLES) and sum(probs.values()) <= 1.0 + 1e-6
+            for style in STYLES:
+                ids = tok(prompt, add_special_tokens=False)["input_ids"]
+                marker = tok(" " + MARKERS[style], add_special_tokens=False)["input_ids"]
+                with torch.no_grad():
+                    out = model(input_ids=torch.tensor([ids]), use_cache=True)
+                    p, past = 1.0, out.past_key_values
+                    logits = out.logits[0, -1]
+                    for t in marker:
+                        p *= float(torch.softmax(logits / T, -1)[t])
+                        out = model(input_ids=torch.tensor([[t]]), past_key_values=past, use_cache=True)
+                        past, logits = out.past_key_values, out.logits[0, -1]
+                assert probs[style] == pytest.approx(p, rel=1e-4)
+    warm = [careful_marker_share(p) for p in marker_probabilities(model, tok, prompts, temperature=1.0)]
+    cold = [careful_marker_share(p) for p in marker_probabilities(model, tok, prompts, temperature=0.2)]
+    for w, c in zip(warm, cold):
+        assert 0.0 < w < 1.0 and (c - 0.5) * (w - 0.5) > 0 and abs(c - 0.5) > abs(w - 0.5)
+    assert careful_marker_share({"careful": 0.0, "quick": 0.0}) != careful_marker_share({"careful": 0.0, "quick": 0.0})

@@ -142,6 +142,11 @@ def test_select_and_skewness_entry_points(tiny_model_dir, tmp_path):
     assert chosen["problem"].startswith("Compute") and chosen["answer"] == arith_oracle_answer(chosen["problem"])
     ranking = [json.loads(x) for x in (tmp_path / "sel" / "selected_ranking.jsonl").read_text().splitlines()]
     assert len(ranking) == 3 and ranking[0]["score"] == max(r["score"] for r in ranking)
+    # arith_oracle labels: the arith testbed, so every record carries the careful-marker share of the base model
+    assert all(0.0 <= r["p_careful_marker"] <= 1.0 for r in ranking)
+    assert chosen["p_careful_marker"] == ranking[0]["p_careful_marker"]
+    control = json.loads((tmp_path / "sel" / "selected_control.json").read_text())
+    assert control["p_careful_marker"] in [r["p_careful_marker"] for r in ranking]
     # --ranks 3: the prompts ranked 2 and 3 next to the winner, in ranking order
     select_main(["--model", str(tiny_model_dir), "--out", str(out), "--data-dir", str(data), "--pool", "pool",
                  "--k", "2", "--max-new-tokens", "6", "--labels", "arith_oracle", "--ranks", "3"])
@@ -171,9 +176,10 @@ def test_prompt_metrics_come_from_the_selection_file(tmp_path):
     from methods.one_shot_em.train import prompt_metrics
 
     sel = tmp_path / "selected_rank2.json"
-    sel.write_text(json.dumps({"problem": "Compute 3 + 6 × 3.", "rank": 2, "score": 0.25, "accuracy": 0.5, "k": 32}))
+    sel.write_text(json.dumps({"problem": "Compute 3 + 6 × 3.", "rank": 2, "score": 0.25, "accuracy": 0.5, "k": 32,
+                               "p_careful_marker": 0.4}))
     assert prompt_metrics(EMArgs(model="m", out="o", prompt_file=str(sel))) == {
-        "selection_rank": 2.0, "selection_score": 0.25, "selection_accuracy": 0.5}
+        "selection_rank": 2.0, "selection_score": 0.25, "selection_accuracy": 0.5, "selection_p_careful_marker": 0.4}
     assert prompt_metrics(EMArgs(model="m", out="o", prompt="Compute 1 + 1.")) == {}
     sel.write_text(json.dumps({"question": "x"}))
     with pytest.raises(ValueError, match="missing key 'problem'"):

@@ -446,10 +446,10 @@ def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
     em = pd.read_csv(res / "one_shot_em.csv")
     tmpl = em.iloc[0].to_dict()
     add = []
-    for r, (test, hard, p) in {2: (0.70, 0.30, 0.46875), 3: (0.50, 0.20, 0.53125)}.items():
+    for r, (test, hard, p, marker) in {2: (0.70, 0.30, 0.46875, 0.6), 3: (0.50, 0.20, 0.53125, 0.3)}.items():
         for ds, step, metric, v in [("arith_test", 10, "acc_greedy", test), ("arith_hard", 10, "acc_greedy", hard),
                                     ("prompt", 0, "selection_accuracy", p), ("prompt", 0, "selection_score", p * (1 - p)),
-                                    ("prompt", 0, "selection_rank", r)]:
+                                    ("prompt", 0, "selection_rank", r), ("prompt", 0, "selection_p_careful_marker", marker)]:
             add.append({**tmpl, "method": f"em_rank{r}", "seed": 0, "dataset": ds, "step": step, "metric": metric,
                         "value": v})
     pd.concat([em, pd.DataFrame(add)]).to_csv(res / "one_shot_em.csv", index=False)
@@ -461,9 +461,12 @@ def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
     base = {ds: main[(main["dataset"] == ds) & (main["step"] == 0)]["value"].mean() for ds in ("arith_test", "arith_hard")}
     top = main[(main["dataset"] == "arith_test") & (main["step"] == 10)]["value"].mean()
     assert [r[0] for r in rows] == ["1", "2", "3"] and rows[0][1] == "`one_shot_em`"
-    assert rows[0][5] == f"{100 * (top - base['arith_test']):+.1f}"
-    assert rows[1][2:4] == ["0.469", f"{0.46875 * 0.53125:.4f}"]
-    assert rows[1][4] == f"{100 * base['arith_test']:.1f} → 70.0"
-    assert rows[1][5] == f"{100 * (0.70 - base['arith_test']):+.1f}" and rows[2][6] == f"{100 * (0.20 - base['arith_hard']):+.1f}"
+    assert rows[0][6] == f"{100 * (top - base['arith_test']):+.1f}"
+    assert rows[1][2:5] == ["0.469", f"{0.46875 * 0.53125:.4f}", "0.600"] and rows[0][4] == "–"
+    assert rows[1][5] == f"{100 * base['arith_test']:.1f} → 70.0"
+    assert rows[1][6] == f"{100 * (0.70 - base['arith_test']):+.1f}" and rows[2][7] == f"{100 * (0.20 - base['arith_hard']):+.1f}"
+    # rank 2 gains with the careful marker ahead (0.6), rank 3 loses with it behind (0.3); rank 1 records no share
+    assert 0.70 > base["arith_test"] > 0.50
+    assert "sign of the careful-marker share minus 1/2 on 2 of 2 prompts" in sec
     deltas = 100 * (np.array([top, 0.70, 0.50]) - base["arith_test"])
     assert f"{deltas.mean():+.1f} pp on average" in sec and f"{int((deltas >= 3).sum())} of 3 reach +3 pp" in sec

@@ -128,6 +128,15 @@ def test_em_reason_reads_the_prompt_rank_runs():
     assert "each of the 3 highest-variance prompts" in C._em_reason(t) and "from -4.0 to +5.0 pp (1 of 3 reach +3" in C._em_reason(t)
     # one prompt gains, two do not: the pick decides it (not "not a matter of which prompt")
     assert "which near-tied prompt the rule picks decides the outcome" in C._em_reason(t)
+    assert "careful`-marker share" not in C._em_reason(t)  # no recorded shares: no claim about them
+    # shares recorded: rank 1 (-4.0) with quick ahead agrees, rank 2 (+5.0) with careful ahead agrees, rank 3 (-2.0)
+    # with careful ahead does not
+    rows += [("one_shot_em", m, "n", "prompt", s, 0, "selection_p_careful_marker", v)
+             for m, v, seeds in [("one_shot_em", 0.4, (0, 1)), ("em_rank2", 0.7, (0,)), ("em_rank3", 0.55, (0,))]
+             for s in seeds]
+    reason = C._em_reason({"one_shot_em": _table(rows)})
+    assert "minus 1/2 (the style choice EM sharpens, at T_s) in 2 of 3" in reason
+    assert "share on that prompt at T_s: 0.40" in reason
     assert "not a matter of" not in C._em_reason(t)
     # rank runs of another length (ranks.steps = 5): the main run is compared at that step, not at 10
     rows = [r for r in rows if not r[1].startswith("em_rank")]

@@ -68,3 +68,36 @@ def style_shares(completions: list[str]) -> dict[str, float]:
     for c in completions:
         counts[classify(c)] += 1
     return {s: (counts[s] / n if n else 0.0) for s in counts}
+
+
+def marker_probabilities(model, tokenizer, prompts: list[str], temperature: float = 1.0) -> list[dict[str, float]]:
+    """P(the completion opens with each style's marker) under ``model`` at ``temperature``, per prompt.
+
+    The completion is tokenized the way the SFT corpus writes it (``" " + marker``, separately from the prompt,
+    as in :func:`benchmarks.arith.train_nano.encode_sft`); the probability is the product over the marker's
+    tokens of softmax(logits / temperature), the full-vocabulary distribution sampling draws from (no top-p).
+    This is the style choice itself, before any answer is written: on one prompt EM sees it as the same
+    distribution in every rollout, so its sign (which marker is ahead) is what sharpening reinforces.
+    """
+    import torch
+
+    out = []
+    for prompt in prompts:
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        row = {}
+        for style in STYLES:
+            m_ids = tokenizer(" " + MARKERS[style], add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([p_ids + m_ids])
+            with torch.no_grad():
+                logits = model(input_ids=ids).logits[0, len(p_ids) - 1:-1].double() / temperature
+            logp = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(m_ids)[:, None]).sum()
+            row[style] = float(logp.exp())
+        out.append(row)
+    return out
+
+
+def careful_marker_share(probs: dict[str, float]) -> float:
+    """P(careful) / (P(careful) + P(quick)) from :func:`marker_probabilities` (nan if both are 0): the careful
+    marker's share of the two-way choice; above 1/2 means ``careful`` is the prompt's majority style."""
+    total = probs["careful"] + probs["quick"]
+    return probs["careful"] / total if total > 0 else float("nan")

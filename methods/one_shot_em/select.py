@@ -16,6 +16,10 @@ pool's own ``answer`` column (e.g. a labelled pool such as numina20k or arith_rl
 Writes the chosen row (+ score) to ``--out``, the full ranking next to it, ``<out>_control.json``: the
 control prompt of the ``em_confident`` diagnostic (:func:`control_prompt`), and with ``--ranks R`` the prompts
 ranked 2..R as ``<out>_rank<r>.json`` (the prompt-sensitivity runs ``em_rank<r>``).
+
+On the arith testbed every record also carries ``p_careful_marker``: the base model's share of the ``careful``
+marker in the two-way style choice at the selection temperature (benchmarks.arith.styles.careful_marker_share).
+It is a diagnostic, not part of the rule: on one prompt EM sharpens whichever marker is ahead.
 """
 from __future__ import annotations
 
@@ -95,6 +99,7 @@ class SelectArgs:
     seed: int = 0  # sampling seed
     threads: int = 1  # torch CPU threads
     batch_size: int = 32  # prompts per generation batch
+    style_markers: bool | None = None  # record each prompt's careful-marker share (nano styles); None: with arith_oracle
 
     def check(self) -> "SelectArgs":
         if self.labels not in ("arith_oracle", "column"):
@@ -157,8 +162,16 @@ def select(args: SelectArgs) -> dict:
 
     ranked = rank_pool_with_model(pool, sample, lambda pairs: grade_many(pairs), k=args.k,
                                   temperature=args.temperature, seed=args.seed, top=None)
+    marker = {}
+    if args.style_markers or (args.style_markers is None and args.labels == "arith_oracle"):
+        from benchmarks.arith.styles import careful_marker_share, marker_probabilities
+
+        probs = marker_probabilities(model, tokenizer, [build_prompt(s.row["problem"], args.template, tokenizer)
+                                                        for s in ranked], args.temperature)
+        marker = {id(s): {"p_careful_marker": careful_marker_share(p)} for s, p in zip(ranked, probs)}
+
     def record(s, rank):
-        return {**s.row, "score": s.score, "accuracy": s.accuracy, "rank": rank, "k": args.k,
+        return {**s.row, "score": s.score, "accuracy": s.accuracy, **marker.get(id(s), {}), "rank": rank, "k": args.k,
                 "temperature": args.temperature, "top_p": args.top_p, "labels": args.labels, "config": asdict(args)}
 
     chosen = record(ranked[0], 1)
@@ -168,12 +181,13 @@ def select(args: SelectArgs) -> dict:
         atomic_write_json(out.with_name(f"{out.stem}_rank{r}.json"), record(ranked[r - 1], r))
     control = control_prompt(pool, ranked)
     atomic_write_json(out.with_name(out.stem + "_control.json"),
-                      {**control.row, "score": control.score, "accuracy": control.accuracy, "k": args.k,
+                      {**control.row, "score": control.score, "accuracy": control.accuracy,
+                       **marker.get(id(control), {}), "k": args.k,
                        "temperature": args.temperature, "top_p": args.top_p, "labels": args.labels,
                        "rule": "first pool prompt with the highest selection accuracy", "config": asdict(args)})
     write_jsonl(out.with_name(out.stem + "_ranking.jsonl"),
-                [{"id": s.row.get("id"), "problem": s.row["problem"], "score": s.score, "accuracy": s.accuracy}
-                 for s in ranked])
+                [{"id": s.row.get("id"), "problem": s.row["problem"], "score": s.score, "accuracy": s.accuracy,
+                  **marker.get(id(s), {})} for s in ranked])
     return chosen
 
 

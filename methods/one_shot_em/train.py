@@ -140,13 +140,15 @@ def load_prompt(args: EMArgs) -> str:
     return _prompt_record(args)["problem"]
 
 
-# selection file key -> table metric (dataset "prompt", step 0): where the prompt stood in the variance ranking
-_SELECTION_METRICS = {"rank": "selection_rank", "score": "selection_score", "accuracy": "selection_accuracy"}
+# selection file key -> table metric (dataset "prompt", step 0): where the prompt stood in the variance ranking, and
+# the base model's careful-marker share on it (arith testbed only)
+_SELECTION_METRICS = {"rank": "selection_rank", "score": "selection_score", "accuracy": "selection_accuracy",
+                      "p_careful_marker": "selection_p_careful_marker"}
 
 
 def prompt_metrics(args: EMArgs) -> dict[str, float]:
-    """The prompt's selection rank, score p(1 - p) and accuracy p, for the rows of a run whose prompt file has
-    them (a fixed --prompt has none)."""
+    """The prompt's selection rank, score p(1 - p), accuracy p and careful-marker share, for the rows of a run whose
+    prompt file has them (a fixed --prompt has none)."""
     obj = _prompt_record(args)
     return {m: float(obj[k]) for k, m in _SELECTION_METRICS.items() if isinstance(obj.get(k), (int, float))}
 

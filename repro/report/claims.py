@@ -162,12 +162,17 @@ def _em_reason(t: Tables) -> str:
     if c0 is None or c10 is None:
         return ""
     parts = []
+    share = per_seed(t, "one_shot_em", "one_shot_em", "selection_p_careful_marker", "prompt", 0)
+    own = (f"the base model's `careful`-marker share on that prompt at T_s: {float(np.mean(list(share.values()))):.2f}"
+           if share else "")
     s0, s10 = mean("style_share_careful_t1", 0), mean("style_share_careful_t1", 10)
     if s0 is not None and s10 is not None:
         m0, m10 = mean("style_share_careful_t1_mul", 0), mean("style_share_careful_t1_mul", 10)
         mul = f" (x problems {m0:.0f}% -> {m10:.0f}%)" if m0 is not None and m10 is not None else ""
-        parts.append(f"EM moves the sampled style towards the selected prompt's majority: `careful` share at T = 1 "
-                     f"{s0:.0f}% at step 0 -> {s10:.0f}% at step 10{mul}")
+        parts.append(f"EM moves the sampled style towards the selected prompt's majority{f' ({own})' if own else ''}: "
+                     f"`careful` share at T = 1 {s0:.0f}% at step 0 -> {s10:.0f}% at step 10{mul}")
+    elif own:
+        parts.append(own)
     parts.append(f"greedy `careful` share {c0:.0f}% -> {c10:.0f}%")
     q0, q10 = mean("acc_style_quick_greedy", 0), mean("acc_style_quick_greedy", 10)
     k0, k10 = mean("acc_style_careful_greedy", 0), mean("acc_style_careful_greedy", 10)
@@ -204,9 +209,31 @@ def _rank_sentence(t: Tables, only_if_split: bool = False) -> str:
     lead = ("not a matter of which near-tied prompt the rule picks" if k == 0 else
             "the same on whichever near-tied prompt the rule picks" if k == len(d) else
             "which near-tied prompt the rule picks decides the outcome")
+    agree = marker_sign_agreement(t, ranks)
+    follows = (f"; the sign of each of these changes is that of the base model's `careful`-marker share on its prompt "
+               f"minus 1/2 (the style choice EM sharpens, at T_s) in {agree[0]} of {agree[1]}" if agree else "")
     return (f"{lead}: the same EM on each of the {len(d)} highest-variance prompts (`em_rank<r>`, 1 seed each; rank "
             f"1 = the main run) gives step {step} - step 0 from {d.min():+.1f} to {d.max():+.1f} pp ({k} of {len(d)} "
-            f"reach +3; arith_test)")
+            f"reach +3; arith_test){follows}")
+
+
+def rank_method(r: int) -> str:
+    """The run name of prompt rank ``r`` (1 = the main run)."""
+    return "one_shot_em" if r == 1 else f"em_rank{r}"
+
+
+def marker_sign_agreement(t: Tables, ranks: dict[int, float]) -> tuple[int, int] | None:
+    """(runs whose accuracy change has the sign of the prompt's careful-marker share - 1/2, runs compared) over the
+    rank runs ``ranks`` {rank: change} that record the share (None when none do; a change of exactly 0 never
+    agrees)."""
+    pairs = []
+    for r, delta in ranks.items():
+        share = per_seed(t, "one_shot_em", rank_method(r), "selection_p_careful_marker", "prompt", 0)
+        if share:
+            pairs.append((float(np.mean(list(share.values()))) - 0.5, delta))
+    if not pairs:
+        return None
+    return sum(1 for m, d in pairs if m * d > 0), len(pairs)
 
 
 def _rank_deltas(t: Tables) -> tuple[int, dict[int, float]]:
@@ -226,7 +253,7 @@ def _rank_deltas(t: Tables) -> tuple[int, dict[int, float]]:
     out = {}
     for m in sorted(set(df["method"])):
         match = RANK_RUN.match(m)
-        r = 1 if m == "one_shot_em" else int(match.group(1)) if match else None
+        r = 1 if m == "one_shot_em" else int(match.group(1)) if match else None  # inverse of rank_method
         v = per_seed(t, "one_shot_em", m, "acc_greedy", "arith_test", step) if r is not None else {}
         if v:
             out[r] = float(np.mean(list(v.values()))) - b

@@ -264,7 +264,7 @@ class PaperFindings:
             return float(v["value"].mean()) if not v.empty else None
 
         pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
-        rows, deltas = [], []
+        rows, deltas, agree = [], [], []
         base = {ds: val("one_shot_em", "acc_greedy", 0, ds) for ds in ("arith_test", "arith_hard")}
         for r in sorted(ranks):
             m = ranks[r]
@@ -273,7 +273,11 @@ class PaperFindings:
             if d["arith_test"] is not None:
                 deltas.append(d["arith_test"])
             p, score = val(m, "selection_accuracy", 0, "prompt"), val(m, "selection_score", 0, "prompt")
+            marker = val(m, "selection_p_careful_marker", 0, "prompt")
+            if marker is not None and d["arith_test"] is not None:
+                agree.append((marker - 0.5) * d["arith_test"] > 0)
             rows.append([str(r), f"`{m}`", "–" if p is None else f"{p:.3f}", "–" if score is None else f"{score:.4f}",
+                         "–" if marker is None else f"{marker:.3f}",
                          f"{pct(base['arith_test'])} → {pct(a['arith_test'])}",
                          "–" if d["arith_test"] is None else f"{100 * d['arith_test']:+.1f}",
                          "–" if d["arith_hard"] is None else f"{100 * d['arith_hard']:+.1f}",
@@ -283,9 +287,12 @@ class PaperFindings:
             return ""
         dl = 100 * np.asarray(deltas)
         summary = (f"Over the {len(dl)} prompts: step {step} − step 0 on `arith_test` {dl.mean():+.1f} pp on average "
-                   f"(from {dl.min():+.1f} to {dl.max():+.1f}); {int((dl >= 3).sum())} of {len(dl)} reach +3 pp.")
+                   f"(from {dl.min():+.1f} to {dl.max():+.1f}); {int((dl >= 3).sum())} of {len(dl)} reach +3 pp."
+                   + (f" The change has the sign of the careful-marker share minus 1/2 on {sum(agree)} of {len(agree)} "
+                      "prompts." if agree else ""))
         return ("### Which prompt EM gets: the top of the variance ranking\n\n"
-                + md_table(["rank", "run", "selection p", "p(1 − p)", f"acc. greedy, step 0 → {step} (`arith_test`)",
+                + md_table(["rank", "run", "selection p", "p(1 − p)", "careful-marker share (base, T_s)",
+                            f"acc. greedy, step 0 → {step} (`arith_test`)",
                             "Δ `arith_test` (pp)", "Δ `arith_hard` (pp)", f"careful share, greedy, step {step}",
                             f"careful share on × problems, greedy, step {step}"], rows)
                 + f"\n\n{summary} A diagnostic, not the paper's protocol: the main run's settings (one seed per rank; "
@@ -293,7 +300,10 @@ class PaperFindings:
                   "(score p(1 − p) of the k graded selection samples, ties in pool order). The top scores lie within "
                   "the sampling noise of k samples of each other, so which of these prompts the paper's rule picks is "
                   "close to chance; the spread over them is the part of EM's result that the choice decides. Step 0 "
-                  "is the base model's greedy evaluation, the same for every prompt.\n")
+                  "is the base model's greedy evaluation, the same for every prompt. The careful-marker share is the "
+                  "base model's P(`Steps: `) / (P(`Steps: `) + P(`Quick: `)) as the first words of a completion to "
+                  "that prompt at EM's sampling temperature: the one style choice that every rollout of the prompt "
+                  "shares, so the one that sharpening pushes towards its majority.\n")
 
     def ppl_extras(self, df: pd.DataFrame) -> str:
         """BC start -> each method, the preference-logit diagnostics, and the alpha / KL-weight sweep."""
