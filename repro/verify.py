@@ -12,7 +12,6 @@ thread count and the commit, where the report's provenance section shows every r
 """
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 import time
@@ -36,22 +35,11 @@ class VerifyArgs:
     record: bool = False  # also write the comparison to results/<tier>/verify/<UTC time>.csv (shown by the report)
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo; else platform.processor()), e.g. 'Intel(R) Xeon(R) Processor'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def record(diff: pd.DataFrame, results_dir: Path, committed: pd.DataFrame, fresh_dir: Path,
            threads: int = 1) -> Path:
     """Write ``diff`` with the machine, thread count, the fresh run's commit and the committed table's under
     ``results_dir/verify/``; returns the file."""
-    from repro.provenance import hardware, utc_now
+    from repro.provenance import cpu_model, hardware, utc_now
     from repro.results import read_run
 
     prov = read_run(fresh_dir / "eval" / "metrics.json")["provenance"]  # the commit the fresh run was made at

@@ -122,3 +122,14 @@ def test_progress_falls_back_to_log_lines_off_a_terminal():
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("sft: 1/5") and lines[-1].startswith("sft: done 5")
     assert "\r" not in stream.getvalue()
+
+
+def test_cpu_model_names_the_x86_family_and_model():
+    from repro.provenance import cpu_model
+
+    info = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\n"
+            "processor\t: 1\ncpu family\t: 6\nmodel\t\t: 85\nmodel name\t: other\n")
+    assert cpu_model(info) == "AMD EPYC (family 25 model 17)"  # the first processor's block only
+    assert cpu_model("model name\t: Neoverse-N1\n") == "Neoverse-N1"  # no x86 numbers: the name alone
+    assert cpu_model("") == cpu_model("\n")  # nothing readable: platform's name, never an empty string
+    assert cpu_model("")
