@@ -189,3 +189,20 @@ def test_a_reproduced_em_verdict_that_one_pick_made_carries_the_rank_caveat():
     down = {"one_shot_em": _table(rows)}
     fail = C.judge(claim, down, reps=200)
     assert fail.verdict == "not reproduced" and "not a matter of which near-tied prompt" in fail.reason
+
+
+def test_not_below_bc_start_is_judged_on_each_dataset_kind():
+    """The 'does not end below its BC start' claims exist for both dataset kinds and read only their own kind's
+    datasets: CPL is far below BC on the homogeneous data and level on the heterogeneous."""
+    rows = []
+    for task in ("button-press", "door-open"):
+        for s in range(3):
+            for kind, cpl in (("heterogeneous", 0.60 + 0.01 * s), ("homogeneous", 0.20 + 0.01 * s)):
+                rows += [("ppl", "bc", "n", f"{task}/{kind}", s, -1, "success", 0.60),
+                         ("ppl", "cpl", "n", f"{task}/{kind}", s, -1, "success", cpl)]
+    t = {"ppl": _table(rows)}
+    by_name = {c.text: c for c in C.CLAIMS}
+    het = C.judge(by_name["CPL does not end below its BC start (heterogeneous)"], t)
+    hom = C.judge(by_name["CPL does not end below its BC start (homogeneous)"], t)
+    assert het.verdict == "reproduced" and hom.verdict == "not reproduced"
+    assert "button-press -39" in hom.reason and het.mean == pytest.approx(0.01)

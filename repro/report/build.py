@@ -355,7 +355,8 @@ class Builder(PaperFindings, ProvenanceSection):
                 "(repro/report/claims.py): `reproduced` when the 95% bootstrap CI of our effect lies on the "
                 "claimed side of the threshold, `not reproduced` when it lies on the other side, `inconclusive` "
                 "when it contains the threshold; `n` = runs (seeds, or seeds x tasks), a single run gives a point "
-                "estimate. LLM effects are on `arith_test` (greedy), PPL effects on the heterogeneous datasets.\n\n"
+                "estimate. LLM effects are on `arith_test` (greedy), PPL effects on the heterogeneous datasets "
+                "unless the claim names the homogeneous ones.\n\n"
                 + markdown(verdicts, titles))
 
     def build(self) -> Path:
