@@ -468,5 +468,9 @@ def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
     # rank 2 gains with the careful marker ahead (0.6), rank 3 loses with it behind (0.3); rank 1 records no share
     assert 0.70 > base["arith_test"] > 0.50
     assert "sign of the careful-marker share minus 1/2 on 2 of 2 prompts" in sec
+    # the two prompts with a recorded share are drawn (rank 1 has none); the PNG sits next to the report
+    assert "figures/one_shot_em_marker.png" in sec
+    png = tmp_path / "out" / "v1" / "figures" / "one_shot_em_marker.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     deltas = 100 * (np.array([top, 0.70, 0.50]) - base["arith_test"])
     assert f"{deltas.mean():+.1f} pp on average" in sec and f"{int((deltas >= 3).sum())} of 3 reach +3 pp" in sec

@@ -234,6 +234,28 @@ def bars_figure(groups: dict[str, dict[str, np.ndarray]], path: Path, ylabel: st
     return _save(fig, path, dpi)
 
 
+def marker_figure(points: list[tuple[str, float, float]], path: Path, step: int, dpi: int = DPI) -> Path | None:
+    """One-shot EM's prompt-rank runs: x = the base model's careful-marker share on the prompt, y = the greedy
+    accuracy change from step 0 to ``step`` (pp); ``points`` = (label, share, change). The quadrants at x = 1/2 and
+    y = 0 show whether the change follows the marker that is ahead. None without points."""
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    xs = np.array([p[1] for p in points])
+    ys = np.array([p[2] for p in points])
+    ax.scatter(xs, ys, color=["C2" if y > 0 else "C3" for y in ys], s=28, zorder=3)
+    for label, x, y in points:
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.axvline(0.5, color="k", lw=0.6, ls="--")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("careful-marker share of the base model on the prompt (at T_s)")
+    ax.set_ylabel(f"greedy accuracy, step {step} − step 0 (pp)")
+    ax.set_title("What EM from one prompt does, by the prompt's majority style", fontsize=10)
+    ax.grid(alpha=0.3)
+    return _save(fig, path, dpi)
+
+
 TEMP_RE = re.compile(r"(?:^|_)(?:ts|temp|t)_?(\d+(?:\.\d+)?|\d+p\d+)$")
 
 

@@ -264,7 +264,7 @@ class PaperFindings:
             return float(v["value"].mean()) if not v.empty else None
 
         pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
-        rows, deltas, agree = [], [], []
+        rows, deltas, agree, points = [], [], [], []
         base = {ds: val("one_shot_em", "acc_greedy", 0, ds) for ds in ("arith_test", "arith_hard")}
         for r in sorted(ranks):
             m = ranks[r]
@@ -276,6 +276,7 @@ class PaperFindings:
             marker = val(m, "selection_p_careful_marker", 0, "prompt")
             if marker is not None and d["arith_test"] is not None:
                 agree.append((marker - 0.5) * d["arith_test"] > 0)
+                points.append((str(r), marker, 100 * d["arith_test"]))
             rows.append([str(r), f"`{m}`", "–" if p is None else f"{p:.3f}", "–" if score is None else f"{score:.4f}",
                          "–" if marker is None else f"{marker:.3f}",
                          f"{pct(base['arith_test'])} → {pct(a['arith_test'])}",
@@ -303,7 +304,13 @@ class PaperFindings:
                   "is the base model's greedy evaluation, the same for every prompt. The careful-marker share is the "
                   "base model's P(`Steps: `) / (P(`Steps: `) + P(`Quick: `)) as the first words of a completion to "
                   "that prompt at EM's sampling temperature: the one style choice that every rollout of the prompt "
-                  "shares, so the one that sharpening pushes towards its majority.\n")
+                  "shares, so the one that sharpening pushes towards its majority.\n\n"
+                + (self.figure(figs.marker_figure(points, self.fig_dir / "one_shot_em_marker.png", step,
+                                                  dpi=self.cfg.dpi),
+                               f"EM from each top-ranked prompt: greedy `arith_test` accuracy change from step 0 to "
+                               f"{step} (pp) against the base model's careful-marker share on that prompt; label = "
+                               "rank, green = gain, red = loss; dashed line: the two markers tied")
+                   if points else ""))
 
     def ppl_extras(self, df: pd.DataFrame) -> str:
         """BC start -> each method, the preference-logit diagnostics, and the alpha / KL-weight sweep."""
