@@ -435,7 +435,9 @@ def test_verify_records_the_spread_and_the_report_shows_it(tmp_path):
     assert path.parent == results.parent / "verify"
     md = _build(results, tmp_path / "reports" / "v1").read_text()
     prov = md.split("## Provenance", 1)[1].split("\n## ", 1)[0]
-    assert "| 1 | `ffffffffffff` | 0 / 2 | 0.02 | +2.0 | +5.0% |" in prov  # timing rows are shown, not compared
+    # timing rows are shown, not compared; the row names the committed table it was compared with
+    assert "| 1 | `ffffffffffff` | `abc123` | 0 / 2 | 0.02 | +2.0 | +5.0% |" in prov
+    assert "compared with the `nano` table of commit" in prov
 
 
 def test_em_prompt_rank_runs_get_their_own_table(tmp_path):

@@ -83,7 +83,8 @@ class ProvenanceSection:
         return "\n".join(lines)
 
     def verify_lines(self) -> list[str]:
-        """The recorded ``make verify`` comparisons (results/<tier>/verify/*.csv): the spread of the same seed."""
+        """The recorded ``make verify`` comparisons (results/<tier>/verify/*.csv): the spread of the same seed. Each row
+        names the committed table it was compared with (the latest of its day), which need not be this report's."""
         files = sorted((Path(self.cfg.results).resolve().parent / "verify").glob("*.csv"))
         if not files:
             return ["Reproducibility: no `make verify` comparison recorded for this tier yet (it re-runs the nano "
@@ -94,15 +95,18 @@ class ProvenanceSection:
             c = d[d["compared"].astype(bool)]
             acc = c[(c["method"] == "base") & (c["dataset"] == "arith_test") & (c["metric"] == "acc_greedy")]
             loss = c[c["metric"] == "sft_loss_final"]
+            has_against = "against_commit" in d and d["against_commit"].notna().any()
+            against = str(d["against_commit"].dropna().iloc[0]) if has_against else ""
             rows.append([str(d["verified"].iloc[0])[:16].replace("T", " "), str(d["cpu"].iloc[0]),
-                         str(d["threads"].iloc[0]), f"`{d['commit'].iloc[0]}`",
+                         str(d["threads"].iloc[0]), f"`{d['commit'].iloc[0]}`", f"`{against}`" if against else "–",
                          f"{int((c['diff'] == 0).sum())} / {len(c)}", f"{c['diff'].abs().max():.3g}",
                          "–" if acc.empty else f"{100 * acc['diff'].iloc[0]:+.1f}",
                          "–" if loss.empty else f"{100 * loss['rel_diff'].iloc[0]:+.1f}%"])
         return ["Reproducibility, measured by `make verify` (the nano stage re-run from scratch on the machine "
                 "named, compared metric by metric with the committed `nano` table; files under "
                 f"`{shown_path(files[0].parent)}`):\n",
-                md_table(["verified (UTC)", "CPU", "threads", "fresh run's commit", "identical metrics",
+                md_table(["verified (UTC)", "CPU", "threads", "fresh run's commit",
+                          "compared with the `nano` table of commit", "identical metrics",
                           "largest abs diff", "base acc_greedy diff (pp)", "SFT loss diff"], rows) + "\n",
                 "Bit-identical holds for the same commit, config, package versions, CPU model and thread count. On "
                 "another CPU floating point rounds differently: for the previous testbed a from-scratch nano model "
