@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from repro.report import figures as figs
+from repro.report.claims import marker_sign_agreement
 from repro.report.format import cell_text, fmt, fmt_delta, label_of, md_table
 from repro.report.papers import PAPERS, SCORE_CURVES, Paper
 from repro.report.tables import RANK_RUN, SWEEP_POINT, rank_step, final_or_last, final_rows, summarize_cell, summarize_macro, without_sweep
@@ -264,7 +265,7 @@ class PaperFindings:
             return float(v["value"].mean()) if not v.empty else None
 
         pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
-        rows, deltas, agree, points = [], [], [], []
+        rows, deltas, changes, points = [], [], {}, []
         base = {ds: val("one_shot_em", "acc_greedy", 0, ds) for ds in ("arith_test", "arith_hard")}
         for r in sorted(ranks):
             m = ranks[r]
@@ -275,7 +276,7 @@ class PaperFindings:
             p, score = val(m, "selection_accuracy", 0, "prompt"), val(m, "selection_score", 0, "prompt")
             marker = val(m, "selection_p_careful_marker", 0, "prompt")
             if marker is not None and d["arith_test"] is not None:
-                agree.append((marker - 0.5) * d["arith_test"] > 0)
+                changes[r] = d["arith_test"]
                 points.append((str(r), marker, 100 * d["arith_test"]))
             rows.append([str(r), f"`{m}`", "–" if p is None else f"{p:.3f}", "–" if score is None else f"{score:.4f}",
                          "–" if marker is None else f"{marker:.3f}",
@@ -287,9 +288,10 @@ class PaperFindings:
         if not deltas:
             return ""
         dl = 100 * np.asarray(deltas)
+        agree = marker_sign_agreement({"one_shot_em": df}, changes)
         summary = (f"Over the {len(dl)} prompts: step {step} − step 0 on `arith_test` {dl.mean():+.1f} pp on average "
                    f"(from {dl.min():+.1f} to {dl.max():+.1f}); {int((dl >= 3).sum())} of {len(dl)} reach +3 pp."
-                   + (f" The change has the sign of the careful-marker share minus 1/2 on {sum(agree)} of {len(agree)} "
+                   + (f" The change has the sign of the careful-marker share minus 1/2 on {agree[0]} of {agree[1]} "
                       "prompts." if agree else ""))
         return ("### Which prompt EM gets: the top of the variance ranking\n\n"
                 + md_table(["rank", "run", "selection p", "p(1 − p)", "careful-marker share (base, T_s)",
