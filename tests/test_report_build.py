@@ -476,3 +476,27 @@ def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     deltas = 100 * (np.array([top, 0.70, 0.50]) - base["arith_test"])
     assert f"{deltas.mean():+.1f} pp on average" in sec and f"{int((deltas >= 3).sum())} of 3 reach +3 pp" in sec
+
+
+def test_config_source_reads_the_tables_commit_not_the_working_file(tmp_path):
+    """A rebuilt report hashes the config as committed with its tables, even after the file changed."""
+    import hashlib
+    import subprocess
+
+    from repro.report.provenance_section import _config_named, config_source
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("seed: 0\n")
+    subprocess.run(git + ["add", "config.yaml"], check=True)
+    subprocess.run(git + ["commit", "-qm", "c"], check=True)
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    cfg.write_text("seed: 1\n")  # the config changed after the run
+    data, where = config_source(cfg, commit)
+    assert data == b"seed: 0\n" and where == f"at `{commit[:7]}`"
+    assert hashlib.sha256(b"seed: 0\n").hexdigest()[:12] in _config_named(cfg, commit)
+    assert config_source(cfg, "0" * 40) == (b"seed: 1\n", "working tree")  # a commit git does not have
+    assert config_source(cfg, None) == (b"seed: 1\n", "working tree")
+    assert config_source(tmp_path / "absent.yaml", None) == (None, "missing")
+    assert "(missing)" in _config_named(tmp_path / "absent.yaml", None)

@@ -6,6 +6,7 @@ A mixin of :class:`repro.report.build.Builder` (it reads the builder's tables an
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,6 +14,32 @@ import pandas as pd
 
 from repro.report.format import md_table, shown_path
 from repro.report.tables import TABLES, provenance, read_wall_times
+
+
+def config_source(path: Path, commit: str | None) -> tuple[bytes | None, str]:
+    """The bytes of config file ``path`` as committed at ``commit`` and where they came from.
+
+    A version's report names the config its tables ran with. Read from the working tree, a report rebuilt after
+    the config changed would name today's file, so the file is taken from git at the tables' commit when git has
+    it there; otherwise from the working tree (``"working tree"``), or ``None`` when it is missing.
+    """
+    if commit:
+        try:
+            top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.resolve().parent,
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            rel = path.resolve().relative_to(Path(top).resolve()).as_posix()
+            out = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=top, capture_output=True, check=True)
+            return out.stdout, f"at `{commit[:7]}`"
+        except (OSError, ValueError, subprocess.CalledProcessError):
+            pass
+    return (path.read_bytes(), "working tree") if path.exists() else (None, "missing")
+
+
+def _config_named(path: Path, commit: str | None) -> str:
+    data, where = config_source(path, commit)
+    if data is None:
+        return f"`{path}` (missing)"
+    return f"`{shown_path(path)}` {where} (sha256 {hashlib.sha256(data).hexdigest()[:12]})"
 
 
 class ProvenanceSection:
@@ -27,8 +54,8 @@ class ProvenanceSection:
                         else f"{len(hashes)} distinct (column `config_hash` of the tables)") or "–"
             files = [Path(f) for f in self.cfg.config_file.split(",") if f.strip()]
             if files:
-                named = ", ".join(f"`{shown_path(f)}` (sha256 {hashlib.sha256(f.read_bytes()).hexdigest()[:12]})"
-                                  if f.exists() else f"`{f}` (missing)" for f in files)
+                commit = prov["commits"][0] if len(prov["commits"]) == 1 else None
+                named = ", ".join(_config_named(f, commit) for f in files)
                 cfg_line = f"{named}; run config hashes: {cfg_line}"
             rows = [["commit", ", ".join(f"`{c}`" for c in prov["commits"]) or "–"],
                     ["dirty working tree", "yes" if prov["dirty"] else "no"],
