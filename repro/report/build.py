@@ -36,11 +36,11 @@ from repro.report.tables import (
     final_rows,
     headline_rows,
     load_results,
+    ppl_tasks_note,
     summarize_cell,
     summarize_macro,
     without_ranks,
     without_sweep,
-    ppl_tasks_note,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
