@@ -6,6 +6,7 @@ import json
 import operator
 import random
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -121,6 +122,26 @@ def test_bad_knobs_name_the_field():
         MakeDataArgs(max_operands=4, hard_min_operands=4).specs()
     with pytest.raises(ValueError, match="distinct problems"):
         generate_unique(random.Random(0), TaskSpec(max_operands=2, max_digits=1, operators="+"), 500, set())
+
+
+def test_plain_digits_widens_only_problems_without_a_product():
+    """plain_digits: operands of a problem without × get up to that many digits; products keep max_digits;
+    set to max_digits it draws exactly what the generator draws without it (no extra random draws)."""
+    spec = TaskSpec(3, 5, 1, "+-*", 1, 0.0, 1)
+    wide = replace(spec, plain_digits=2).check()
+    rows = [make_problem(sample_expression(random.Random(i), wide)) for i in range(400)]
+    plain = [r for r in rows if r["type"] == "plain"]
+    numbers = lambda r: [int(t) for t in r["problem"][len("Compute "):-1].split() if t.isdigit()]
+    assert plain and any(n >= 10 for r in plain for n in numbers(r))
+    assert all(n < 100 for r in plain for n in numbers(r))
+    assert all(n < 10 for r in rows if r["type"] == "mul" for n in numbers(r))
+    for r in rows:
+        assert r["answer"] == str(reference_value(r["problem"][len("Compute "):-1]))
+    same = replace(spec, plain_digits=1)
+    assert all(sample_expression(random.Random(i), same) == sample_expression(random.Random(i), spec)
+               for i in range(50))
+    with pytest.raises(ValueError, match="plain_digits"):
+        replace(spec, plain_digits=0).check()
 
 
 def test_splits_load_through_the_math_harness(tmp_path):

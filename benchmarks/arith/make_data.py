@@ -44,6 +44,7 @@ class MakeDataArgs:
     mul_digits: int = 1  # factors next to × have at most this many digits
     paren_prob: float = 0.0  # probability of one pair of parentheses per problem
     max_mul: int | None = None  # at most this many multiplications per problem (None: no limit)
+    plain_digits: int | None = None  # operands of a problem without × have 1..plain_digits digits (None: max_digits)
     hard_min_operands: int = 5  # fewest numbers per problem in arith_hard (> max_operands)
     hard_max_operands: int = 6  # most numbers per problem in arith_hard
     n_sft: int = 60000  # problems with worked solutions
@@ -59,7 +60,7 @@ class MakeDataArgs:
     def specs(self) -> dict[str, TaskSpec]:
         """The task distribution of each split (validated)."""
         base = TaskSpec(self.min_operands, self.max_operands, self.max_digits, self.operators,
-                        self.mul_digits, self.paren_prob, self.max_mul).check("make_data")
+                        self.mul_digits, self.paren_prob, self.max_mul, self.plain_digits).check("make_data")
         if self.hard_min_operands <= self.max_operands:
             raise ValueError(f"make_data: hard_min_operands ({self.hard_min_operands}) must exceed "
                              f"max_operands ({self.max_operands}) so arith_hard is out of distribution")

@@ -37,6 +37,7 @@ class TaskSpec:
     mul_digits: int = 1  # operands next to a "*" have at most this many digits
     paren_prob: float = 0.0  # probability of one pair of parentheses around a sub-expression
     max_mul: int | None = None  # at most this many multiplications per expression (None: no limit)
+    plain_digits: int | None = None  # operands of an expression without "*" have 1..plain_digits digits (None: max_digits)
 
     def check(self, where: str = "TaskSpec") -> "TaskSpec":
         """Raise ValueError naming the field if a knob is out of range; return self."""
@@ -53,6 +54,8 @@ class TaskSpec:
             raise ValueError(f"{where}: operators must be a non-empty subset of '+-*', got {self.operators!r}")
         if not 0.0 <= self.paren_prob <= 1.0:
             raise ValueError(f"{where}: paren_prob must be in [0, 1], got {self.paren_prob}")
+        if self.plain_digits is not None and not 1 <= self.plain_digits <= 6:
+            raise ValueError(f"{where}: plain_digits must be in 1..6 or None, got {self.plain_digits}")
         if self.max_mul is not None and self.max_mul < 0:
             raise ValueError(f"{where}: max_mul must be >= 0 or None, got {self.max_mul}")
         return self
@@ -143,10 +146,11 @@ def sample_expression(rng: random.Random, spec: TaskSpec, n_operands: int | None
                 seen += 1
                 if seen > spec.max_mul:
                     ops[i] = rng.choice(others)
+    max_digits = spec.max_digits if "*" in ops or spec.plain_digits is None else spec.plain_digits
     values = []
     for i in range(n):
         next_to_mul = (i > 0 and ops[i - 1] == "*") or (i < n - 1 and ops[i] == "*")
-        digits = rng.randint(1, spec.mul_digits if next_to_mul else spec.max_digits)
+        digits = rng.randint(1, spec.mul_digits if next_to_mul else max_digits)
         lo = 0 if digits == 1 else 10 ** (digits - 1)
         values.append(rng.randint(lo, 10 ** digits - 1))
     tokens: list[Token] = [values[0]]
