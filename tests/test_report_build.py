@@ -499,4 +499,6 @@ def test_config_source_reads_the_tables_commit_not_the_working_file(tmp_path):
     assert config_source(cfg, "0" * 40) == (b"seed: 1\n", "working tree")  # a commit git does not have
     assert config_source(cfg, None) == (b"seed: 1\n", "working tree")
     assert config_source(tmp_path / "absent.yaml", None) == (None, "missing")
+    (tmp_path / "later.yaml").write_text("seed: 2\n")  # added after the tables' commit: not what the run used
+    assert config_source(tmp_path / "later.yaml", commit) == (None, f"not in `{commit[:7]}`")
     assert "(missing)" in _config_named(tmp_path / "absent.yaml", None)

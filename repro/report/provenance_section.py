@@ -21,15 +21,22 @@ def config_source(path: Path, commit: str | None) -> tuple[bytes | None, str]:
 
     A version's report names the config its tables ran with. Read from the working tree, a report rebuilt after
     the config changed would name today's file, so the file is taken from git at the tables' commit when git has
-    it there; otherwise from the working tree (``"working tree"``), or ``None`` when it is missing.
+    it there. When git has the commit but not the file there, the run used an uncommitted file whose content is
+    unknown: ``None`` with ``"not in <commit>"``. Without the commit (e.g. a shallow clone) the working file is
+    used (``"working tree"``), or ``None`` when it is missing.
     """
     if commit:
         try:
             top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.resolve().parent,
                                  capture_output=True, text=True, check=True).stdout.strip()
             rel = path.resolve().relative_to(Path(top).resolve()).as_posix()
-            out = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=top, capture_output=True, check=True)
-            return out.stdout, f"at `{commit[:7]}`"
+            known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=top,
+                                   capture_output=True).returncode == 0
+            if known:
+                out = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=top, capture_output=True)
+                if out.returncode:  # the run used a file its commit did not have: today's is not it either
+                    return None, f"not in `{commit[:7]}`"
+                return out.stdout, f"at `{commit[:7]}`"
         except (OSError, ValueError, subprocess.CalledProcessError):
             pass
     return (path.read_bytes(), "working tree") if path.exists() else (None, "missing")
@@ -38,7 +45,7 @@ def config_source(path: Path, commit: str | None) -> tuple[bytes | None, str]:
 def _config_named(path: Path, commit: str | None) -> str:
     data, where = config_source(path, commit)
     if data is None:
-        return f"`{path}` (missing)"
+        return f"`{shown_path(path)}` ({where})"
     return f"`{shown_path(path)}` {where} (sha256 {hashlib.sha256(data).hexdigest()[:12]})"
 
 
