@@ -162,9 +162,8 @@ def _em_reason(t: Tables) -> str:
     if c0 is None or c10 is None:
         return ""
     parts = []
-    share = per_seed(t, "one_shot_em", "one_shot_em", "selection_p_careful_marker", "prompt", 0)
-    own = (f"the base model's `careful`-marker share on that prompt at T_s: {float(np.mean(list(share.values()))):.2f}"
-           if share else "")
+    share = _marker_share(t, "one_shot_em")
+    own = f"the base model's `careful`-marker share on that prompt at T_s: {share:.2f}" if share is not None else ""
     s0, s10 = mean("style_share_careful_t1", 0), mean("style_share_careful_t1", 10)
     if s0 is not None and s10 is not None:
         m0, m10 = mean("style_share_careful_t1_mul", 0), mean("style_share_careful_t1_mul", 10)
@@ -222,15 +221,18 @@ def rank_method(r: int) -> str:
     return "one_shot_em" if r == 1 else f"em_rank{r}"
 
 
+def _marker_share(t: Tables, method: str) -> float | None:
+    """Mean over seeds of the base model's careful-marker share on ``method``'s prompt (None when not recorded)."""
+    share = per_seed(t, "one_shot_em", method, "selection_p_careful_marker", "prompt", 0)
+    return float(np.mean(list(share.values()))) if share else None
+
+
 def marker_sign_agreement(t: Tables, ranks: dict[int, float]) -> tuple[int, int] | None:
     """(runs whose accuracy change has the sign of the prompt's careful-marker share - 1/2, runs compared) over the
     rank runs ``ranks`` {rank: change} that record the share (None when none do; a change of exactly 0 never
     agrees)."""
-    pairs = []
-    for r, delta in ranks.items():
-        share = per_seed(t, "one_shot_em", rank_method(r), "selection_p_careful_marker", "prompt", 0)
-        if share:
-            pairs.append((float(np.mean(list(share.values()))) - 0.5, delta))
+    shares = {r: _marker_share(t, rank_method(r)) for r in ranks}
+    pairs = [(shares[r] - 0.5, delta) for r, delta in ranks.items() if shares[r] is not None]
     if not pairs:
         return None
     return sum(1 for m, d in pairs if m * d > 0), len(pairs)

@@ -26,18 +26,15 @@ def config_source(path: Path, commit: str | None) -> tuple[bytes | None, str]:
     used (``"working tree"``), or ``None`` when it is missing.
     """
     if commit:
+        git = ["git", "-C", str(path.resolve().parent)]
         try:
-            top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path.resolve().parent,
-                                 capture_output=True, text=True, check=True).stdout.strip()
-            rel = path.resolve().relative_to(Path(top).resolve()).as_posix()
-            known = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=top,
-                                   capture_output=True).returncode == 0
-            if known:
-                out = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=top, capture_output=True)
+            if subprocess.run(git + ["cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True).returncode == 0:
+                # "<commit>:./<name>": the path relative to the file's own directory, wherever the repository root is
+                out = subprocess.run(git + ["show", f"{commit}:./{path.name}"], capture_output=True)
                 if out.returncode:  # the run used a file its commit did not have: today's is not it either
                     return None, f"not in `{commit[:7]}`"
                 return out.stdout, f"at `{commit[:7]}`"
-        except (OSError, ValueError, subprocess.CalledProcessError):
+        except OSError:  # no git, or the directory is gone
             pass
     return (path.read_bytes(), "working tree") if path.exists() else (None, "missing")
 
