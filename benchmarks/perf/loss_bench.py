@@ -37,6 +37,7 @@ class LossBenchArgs:
     loss_rows: int = 64  # rows of the loss-only batch
     loss_cols: int = 4096  # columns of the loss-only batch
     repeats: int = 5  # timed repetitions (minimum reported)
+    loss_repeats: int = 40  # timed repetitions of the loss-only passes (a few ms each: 5 left the ratio +-0.2 noisy)
     ga: int = 8  # micro-batches per optimisation step in the adapter benchmark (paper tier: 8)
     micro: int = 4  # responses per micro-batch in the adapter benchmark
     threads: int = 1  # torch CPU threads
@@ -115,7 +116,7 @@ def loss_only_bench(args: LossBenchArgs, R: int | None = None, C: int | None = N
             loss.backward()
         return run
 
-    return _best_times({name: one(name) for name in LOSSES}, args.repeats)
+    return _best_times({name: one(name) for name in LOSSES}, max(args.repeats, args.loss_repeats))
 
 
 def adapter_step_bench(args: LossBenchArgs) -> dict[str, float]:
