@@ -226,7 +226,8 @@ def _draw_distinct(cand: torch.Tensor, n: int, n_cand: int, generator: torch.Gen
     return picked
 
 
-def _clip_cov_candidates(logp, adv, maskf, n_valid, clipped, cov_lb, cov_ub) -> tuple[torch.Tensor, torch.Tensor]:
+def _clip_cov_candidates(logp, adv, maskf, n_valid, clipped, cov_lb, cov_ub, *, mean_only: bool = False
+                         ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Clip-Cov's candidates ``valid & ~clipped & (cov_lb < cov_i < cov_ub)`` and ``mean_valid(cov)``.
 
     With one advantage per response (the GRPO case) ``cov_i = c_b (logp_i - mean(logp))`` with the row constant
@@ -234,9 +235,12 @@ def _clip_cov_candidates(logp, adv, maskf, n_valid, clipped, cov_lb, cov_ub) -> 
     covariance need not be built: 3 fewer passes over the batch, the largest part of Clip-Cov's extra cost.
     A token exactly on a window edge may round to the other side than ``cov_i`` would (measure zero in practice).
     Padding is NaN here, so every comparison excludes it. A (B, T) advantage falls back to :func:`_cov`.
+    ``mean_only``: the candidates are not needed (the selection was given), return ``(None, mean)``.
     """
     if not (adv.dim() == 2 and adv.stride(1) == 0):
         cov = _cov(logp, adv, maskf, n_valid)
+        if mean_only:
+            return None, cov.sum() / n_valid
         cand = (cov > cov_lb) & (cov < cov_ub) & ~clipped
         if cov_lb < 0:  # cov is exactly 0 off the mask: only a negative lower bound lets padding in
             cand &= maskf.bool()
@@ -248,6 +252,8 @@ def _clip_cov_candidates(logp, adv, maskf, n_valid, clipped, cov_lb, cov_ub) -> 
     a = adv[:, :1]
     c = a - (a * n_row).sum() / n_valid  # (B, 1)
     cov_mean = (c * (row_sum - n_row * lp_mean)).sum() / n_valid
+    if mean_only:
+        return None, cov_mean
     inf = torch.full_like(c, float("inf"))
     empty = not (cov_lb < 0 < cov_ub)  # c = 0 gives cov = 0: a candidate only if the window holds 0
     safe = torch.where(c == 0, torch.ones_like(c), c)
@@ -304,7 +310,8 @@ def clip_cov_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
     surr2 = -adv * torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
     per, clipped = torch.maximum(surr1, surr2), surr2 > surr1
     with torch.no_grad():
-        cand, cov_mean = _clip_cov_candidates(logp.detach(), adv, maskf, n_valid, clipped, cov_lb, cov_ub)
+        cand, cov_mean = _clip_cov_candidates(logp.detach(), adv, maskf, n_valid, clipped, cov_lb, cov_ub,
+                                              mean_only=selected is not None)
         if selected is None:
             selected = _clip_cov_pick(cand, n_valid, clip_ratio, generator)
         dropped = selected.bool() | ~valid
