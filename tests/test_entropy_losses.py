@@ -139,22 +139,28 @@ def test_clip_cov_selection_is_seeded_and_uniform():
     assert hit.numel() > 3 and hit.min() > 0.3 * hit.mean()  # spread over all candidates, not a fixed few
 
 
+def _candidates(logp, old, adv, mask, lb, ub):
+    """Clip-Cov's candidate set and cov mean as clip_cov_loss computes them (PPO clip range 0.2)."""
+    from methods.entropy_mechanism.losses import _check, _clip_cov_candidates, _ppo_clipped
+
+    a, maskf, n_valid = _check(logp, old, adv, mask, "t")
+    _, clipped = _ppo_clipped(logp, old, a, 0.2, 0.2)
+    cand, cov_mean = _clip_cov_candidates(logp, a, maskf, n_valid, clipped, lb, ub)
+    return cand, cov_mean, clipped
+
+
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("window", [(1.0, 5.0), (0.05, 0.5), (-0.3, 0.2), (-2.0, -0.01)])
 def test_clip_cov_candidates_equal_the_covariance_window(seed, window):
     """The per-row logp window (no (B, T) covariance built) picks exactly the tokens whose reference cov_i lies in
     (cov_lb, cov_ub), valid and unclipped: both signs of A - mean(A), rows with A = mean(A), windows holding 0."""
-    from methods.entropy_mechanism.losses import _check, _clip_cov_candidates, _ppo_clipped
-
     logp, old, adv, mask = _batch(seed, B=7, T=11, scale=2.0)
     adv[0] = adv[1]  # at least one tie in A
     adv[2] = (adv * mask.sum(1)).sum() / mask.sum()  # A_2 = mean(A): c_2 = 0 up to rounding
     logp = logp.detach().clone()
     logp[~mask] = float("nan")  # padding may hold junk
     lb, ub = window
-    a, maskf, n_valid = _check(logp, old, adv, mask, "t")
-    _, clipped = _ppo_clipped(logp, old, a, 0.2, 0.2)
-    cand, cov_mean = _clip_cov_candidates(logp, a, maskf, n_valid, clipped, lb, ub)
+    cand, cov_mean, clipped = _candidates(logp, old, adv, mask, lb, ub)
     ref = torch.from_numpy(_ref_cov(torch.nan_to_num(logp), adv, mask))
     near = ((ref - lb).abs() < 1e-9) | ((ref - ub).abs() < 1e-9)  # edges may round either way (none here)
     want = mask & ~clipped & (ref > lb) & (ref < ub)
@@ -165,13 +171,9 @@ def test_clip_cov_candidates_equal_the_covariance_window(seed, window):
 @pytest.mark.parametrize("window,hit", [((-0.1, 0.1), True), ((0.0, 0.1), False), ((-0.1, 0.0), False)])
 def test_clip_cov_candidates_with_equal_advantages(window, hit):
     """Equal advantages (exactly representable): cov_i = 0 for every token, a candidate iff the window holds 0."""
-    from methods.entropy_mechanism.losses import _check, _clip_cov_candidates, _ppo_clipped
-
     logp, old, _, mask = _batch(3, B=5, T=8)
     adv = torch.full((5,), 0.5, dtype=torch.float64)
-    a, maskf, n_valid = _check(logp.detach(), old, adv, mask, "t")
-    _, clipped = _ppo_clipped(logp.detach(), old, a, 0.2, 0.2)
-    cand, cov_mean = _clip_cov_candidates(logp.detach(), a, maskf, n_valid, clipped, *window)
+    cand, cov_mean, clipped = _candidates(logp.detach(), old, adv, mask, *window)
     assert torch.equal(cand, mask & ~clipped if hit else torch.zeros_like(mask))
     assert cov_mean.item() == 0.0
 
