@@ -187,6 +187,79 @@ def test_style_mixture_follows_the_per_type_shares_and_leaves_problems_alone():
         MakeDataArgs(styles=["careful", "fast"]).style_share()
 
 
+def test_mul_min_factor_bounds_only_the_factors():
+    """mul_min_factor: every operand next to × is at least that; the operators are unchanged, and at 0 every draw."""
+    spec = TaskSpec(3, 5, 1, "+-*", 1, 0.0, 1)
+    strict = replace(spec, mul_min_factor=2).check()
+    for i in range(400):
+        tokens, default = sample_expression(random.Random(i), strict), sample_expression(random.Random(i), spec)
+        factors = {j for j, t in enumerate(tokens) if t == "*"}
+        near = {j - 1 for j in factors} | {j + 1 for j in factors}
+        assert all(tokens[j] >= 2 for j in near)
+        assert tokens[1::2] == default[1::2]  # the operators are drawn first: the same problem shapes
+    assert all(sample_expression(random.Random(i), replace(spec, mul_min_factor=0)) ==
+               sample_expression(random.Random(i), spec) for i in range(50))
+    drawn = [sample_expression(random.Random(i), spec) for i in range(200)]
+    assert any(t[j] in (0, 1) for t in drawn for j in range(0, len(t), 2)
+               if (j > 0 and t[j - 1] == "*") or (j + 1 < len(t) and t[j + 1] == "*"))  # the default has them
+    with pytest.raises(ValueError, match="mul_min_factor"):
+        replace(spec, mul_min_factor=10).check()
+
+
+def test_slips_make_a_consistent_chain_with_a_wrong_value():
+    from benchmarks.arith.styles import render_solution
+    from benchmarks.arith.task import evaluate, reduce_once, solve_steps
+
+    rng = random.Random(3)
+    spec = TaskSpec(3, 6, 2, "+-*", 1, 0.5, None).check()
+    for _ in range(200):
+        tokens = sample_expression(rng, spec)
+        n_ops = len(solve_steps(tokens)) - 1
+        slips = {i: rng.choice((1, -1, 2)) for i in range(n_ops) if rng.random() < 0.4}
+        steps = solve_steps(tokens, slips)
+        assert len(steps) == n_ops + 1 and steps[0] == tokens
+        for i in range(n_ops):  # each step is the correct next operation, plus its offset where it slips
+            assert steps[i + 1] == reduce_once(steps[i], slips.get(i, 0))
+        if "*" not in tokens and "(" not in tokens:  # flat + and -: each slip's offset carries to the end
+            assert steps[-1][0] == evaluate(tokens) + sum(slips.values())
+        assert solve_steps(tokens, {}) == solve_steps(tokens)
+    careful = render_solution([2, "+", 3, "*", 4], "careful", {0: 1})
+    assert careful == "Steps: 2 + 3 × 4 = 2 + 13 = 15\n\\boxed{15}"
+    assert render_solution([2, "+", 3, "*", 4], "careful", {1: -1}).endswith("= 2 + 12 = 13\n\\boxed{13}")
+    with pytest.raises(ValueError, match="careful style"):
+        render_solution([2, "+", 3], "quick", {0: 1})
+
+
+def test_careful_slip_rate_signs_and_streams():
+    from benchmarks.arith.make_data import draw_slips
+
+    base = dict(n_sft=3000, n_rl_train=20, n_unlabeled=20, n_test=20, n_hard=20, n_val=20, operators="+-*",
+                min_operands=3, max_operands=5, max_digits=1, max_mul=1, hard_min_operands=6, hard_max_operands=7,
+                styles=["careful", "quick"], careful_share_mul=0.35, careful_share_plain=0.9)
+    clean, noisy = make_splits(MakeDataArgs(**base)), make_splits(MakeDataArgs(**base, careful_slip=0.3))
+    for split in clean:  # slips change neither the problems nor the styles nor any other split
+        assert [(r["problem"], r.get("style"), r["answer"]) for r in clean[split]] == \
+               [(r["problem"], r.get("style"), r["answer"]) for r in noisy[split]]
+    assert not any("slips" in r for r in clean["sft"])
+    n_ops = sum(r["num_operands"] - 1 for r in noisy["sft"] if r["style"] == "careful")
+    offsets = [d for r in noisy["sft"] for _, d in r.get("slips", [])]
+    assert abs(len(offsets) / n_ops - 0.3) < 4 * (0.3 * 0.7 / n_ops) ** 0.5
+    assert set(offsets) == {1, -1} and abs(offsets.count(1) / len(offsets) - 0.5) < 4 * (0.25 / len(offsets)) ** 0.5
+    assert all("slips" not in r for r in noisy["sft"] if r["style"] == "quick")
+    for r in noisy["sft"]:  # the boxed value of a solution without x is the answer plus its slips' offsets
+        if r["type"] == "plain" and r["style"] == "careful":
+            value = int(r["answer"]) + sum(d for _, d in r.get("slips", []))
+            assert r["solution"].endswith(f"\\boxed{{{value}}}")
+    # the right value stays the likeliest answer of a 3-step chain at rate 0.3 (one-sided slips would lose it)
+    rng, finals = random.Random(0), []
+    for _ in range(20000):
+        finals.append(sum(draw_slips(rng, 3, 0.3).values()))
+    assert max(set(finals), key=finals.count) == 0
+    assert draw_slips(rng, 5, 0.0) == {}
+    with pytest.raises(ValueError, match="careful_slip"):
+        MakeDataArgs(careful_slip=0.5).slip()
+
+
 def test_curriculum_pool():
     from benchmarks.arith.train_nano import curriculum_pool
 

@@ -45,6 +45,7 @@ class MakeDataArgs:
     paren_prob: float = 0.0  # probability of one pair of parentheses per problem
     max_mul: int | None = None  # at most this many multiplications per problem (None: no limit)
     plain_digits: int | None = None  # operands of a problem without × have 1..plain_digits digits (None: max_digits)
+    mul_min_factor: int = 0  # factors next to × are at least this (2: the shortcut is never right by a product with 0 or 1)
     hard_min_operands: int = 5  # fewest numbers per problem in arith_hard (> max_operands)
     hard_max_operands: int = 6  # most numbers per problem in arith_hard
     n_sft: int = 60000  # problems with worked solutions
@@ -56,11 +57,13 @@ class MakeDataArgs:
     styles: list[str] = field(default_factory=lambda: ["careful"])  # solution styles of the SFT corpus
     careful_share_mul: float = 1.0  # P(careful) for an SFT problem with a multiplication (2 styles)
     careful_share_plain: float = 1.0  # P(careful) for an SFT problem without one (2 styles)
+    careful_slip: float = 0.0  # P(an operation of a careful SFT solution comes out one off, +1 or -1), per operation
 
     def specs(self) -> dict[str, TaskSpec]:
         """The task distribution of each split (validated)."""
         base = TaskSpec(self.min_operands, self.max_operands, self.max_digits, self.operators,
-                        self.mul_digits, self.paren_prob, self.max_mul, self.plain_digits).check("make_data")
+                        self.mul_digits, self.paren_prob, self.max_mul, self.plain_digits,
+                        self.mul_min_factor).check("make_data")
         if self.hard_min_operands <= self.max_operands:
             raise ValueError(f"make_data: hard_min_operands ({self.hard_min_operands}) must exceed "
                              f"max_operands ({self.max_operands}) so arith_hard is out of distribution")
@@ -81,6 +84,13 @@ class MakeDataArgs:
                 raise ValueError(f"make_data: {name} must be in [0, 1], got {getattr(self, name)}")
         return {"mul": self.careful_share_mul, "plain": self.careful_share_plain}
 
+    def slip(self) -> float:
+        """P(slip) per careful operation (validated)."""
+        if not 0.0 <= self.careful_slip < 0.5:
+            raise ValueError(f"make_data: careful_slip must be in [0, 0.5) (the right result must stay the "
+                             f"likelier one), got {self.careful_slip}")
+        return self.careful_slip
+
     def sizes(self) -> dict[str, int]:
         sizes = {s: getattr(self, f"n_{s}") for s in SPLITS}
         for s, n in sizes.items():
@@ -89,14 +99,27 @@ class MakeDataArgs:
         return sizes
 
 
+def draw_slips(rng: random.Random, n_ops: int, rate: float) -> dict[int, int]:
+    """{operation index: +1 or -1} for each of ``n_ops`` operations that slips (probability ``rate`` each).
+
+    The sign is a fair coin, so the slips of one chain spread its wrong values on both sides of the right one:
+    the right value stays the likeliest single answer of a careful chain (majority voting can find it),
+    which a one-sided slip would break (three steps at rate 0.3: P(right) 0.34 < P(right + 1) 0.44).
+    """
+    if rate <= 0:
+        return {}
+    return {i: rng.choice((1, -1)) for i in range(n_ops) if rng.random() < rate}
+
+
 def make_splits(args: MakeDataArgs) -> dict[str, list[dict]]:
     """All splits as lists of rows (deterministic in ``args``)."""
-    specs, sizes, share = args.specs(), args.sizes(), args.style_share()
+    specs, sizes, share, slip = args.specs(), args.sizes(), args.style_share(), args.slip()
     seen: set[str] = set()
     splits = {}
     for split in SPLITS:
         rng = random.Random(f"{args.seed}/{split}")
         style_rng = random.Random(f"{args.seed}/{split}/style")  # own stream: styles never change the problems
+        slip_rng = random.Random(f"{args.seed}/{split}/slip")  # and slips never change the styles
         rows = generate_unique(rng, specs[split], sizes[split], seen, keep_tokens=split == "sft")
         name = FILES[split]
         out = []
@@ -108,7 +131,10 @@ def make_splits(args: MakeDataArgs) -> dict[str, list[dict]]:
             if split == "sft":
                 style = "careful" if style_rng.random() < share[row["type"]] else "quick"
                 item["style"] = style
-                item["solution"] = render_solution(row["tokens"], style)
+                slips = draw_slips(slip_rng, row["num_operands"] - 1, slip) if style == "careful" else {}
+                item["solution"] = render_solution(row["tokens"], style, slips)
+                if slips:
+                    item["slips"] = sorted(slips.items())  # [[operation index, offset], ...]
             out.append(item)
         splits[split] = out
     return splits

@@ -24,6 +24,8 @@ diagnostics of every stage.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from benchmarks.arith.task import Token, render, solve_steps
 
 STYLES = ("careful", "quick")
@@ -41,9 +43,12 @@ def problem_type_of_text(problem: str) -> str:
     return "mul" if "×" in problem else "plain"
 
 
-def render_solution(tokens: list[Token], style: str) -> str:
-    """The solution text of ``tokens`` in ``style`` (see the module docstring)."""
-    steps = solve_steps(tokens)
+def render_solution(tokens: list[Token], style: str, slips: Mapping[int, int] | None = None) -> str:
+    """The solution text of ``tokens`` in ``style`` (see the module docstring); ``slips`` ({operation index:
+    offset}) makes those operations of a ``careful`` chain come out wrong (:func:`benchmarks.arith.task.solve_steps`)."""
+    if slips and style != "careful":
+        raise ValueError(f"slips only exist in the careful style, got style {style!r}")
+    steps = solve_steps(tokens, slips)
     value = steps[-1][0]
     if style == "careful":
         return f"{MARKERS['careful']}{' = '.join(render(s) for s in steps)}\n\\boxed{{{value}}}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Union
 
 Token = Union[int, str]
@@ -38,6 +39,7 @@ class TaskSpec:
     paren_prob: float = 0.0  # probability of one pair of parentheses around a sub-expression
     max_mul: int | None = None  # at most this many multiplications per expression (None: no limit)
     plain_digits: int | None = None  # operands of an expression without "*" have 1..plain_digits digits (None: max_digits)
+    mul_min_factor: int = 0  # operands next to a "*" are at least this (2: no trivial product by 0 or 1)
 
     def check(self, where: str = "TaskSpec") -> "TaskSpec":
         """Raise ValueError naming the field if a knob is out of range; return self."""
@@ -56,6 +58,8 @@ class TaskSpec:
             raise ValueError(f"{where}: paren_prob must be in [0, 1], got {self.paren_prob}")
         if self.plain_digits is not None and not 1 <= self.plain_digits <= 6:
             raise ValueError(f"{where}: plain_digits must be in 1..6 or None, got {self.plain_digits}")
+        if not 0 <= self.mul_min_factor <= 9:
+            raise ValueError(f"{where}: mul_min_factor must be in 0..9, got {self.mul_min_factor}")
         if self.max_mul is not None and self.max_mul < 0:
             raise ValueError(f"{where}: max_mul must be >= 0 or None, got {self.max_mul}")
         return self
@@ -97,11 +101,12 @@ def _innermost_group(tokens: list[Token]) -> tuple[int, int]:
     return open_, close
 
 
-def reduce_once(tokens: list[Token]) -> list[Token]:
+def reduce_once(tokens: list[Token], offset: int = 0) -> list[Token]:
     """Perform the next operation by the usual order (innermost parentheses, × before ±, left to right).
 
     Parentheses around a single number are dropped in the same step. Returns a new token list;
-    a single number is returned unchanged.
+    a single number is returned unchanged. ``offset`` is added to the operation's result: 0 is the
+    correct step, anything else a slip (:func:`solve_steps`'s ``slips``).
     """
     if len(tokens) == 1:
         return list(tokens)
@@ -110,7 +115,8 @@ def reduce_once(tokens: list[Token]) -> list[Token]:
     ops = [i for i in range(1, len(seg), 2)]
     mul = [i for i in ops if seg[i] == "*"]
     k = mul[0] if mul else ops[0]
-    seg = seg[:k - 1] + [_apply(seg[k - 1], seg[k], seg[k + 1])] + seg[k + 2:]  # type: ignore[arg-type]
+    value = _apply(seg[k - 1], seg[k], seg[k + 1]) + offset  # type: ignore[arg-type]
+    seg = seg[:k - 1] + [value] + seg[k + 2:]
     if open_ >= 0 and len(seg) == 1:  # "(5)" -> "5"
         return tokens[:open_] + seg + tokens[close + 1:]
     if open_ >= 0:
@@ -118,11 +124,17 @@ def reduce_once(tokens: list[Token]) -> list[Token]:
     return seg
 
 
-def solve_steps(tokens: list[Token]) -> list[list[Token]]:
-    """All expressions from the problem to its value: [problem, after 1 op, ..., [value]]."""
+def solve_steps(tokens: list[Token], slips: Mapping[int, int] | None = None) -> list[list[Token]]:
+    """All expressions from the problem to its value: [problem, after 1 op, ..., [value]].
+
+    ``slips``: {index of an operation (0 = the first): offset added to its result}. The later steps compute
+    correctly from the slipped value, so the chain is consistent but its value is wrong -- the way a
+    step-by-step solver's slip looks.
+    """
+    slips = slips or {}
     steps = [list(tokens)]
     while len(steps[-1]) > 1:
-        steps.append(reduce_once(steps[-1]))
+        steps.append(reduce_once(steps[-1], slips.get(len(steps) - 1, 0)))
     return steps
 
 
@@ -152,6 +164,8 @@ def sample_expression(rng: random.Random, spec: TaskSpec, n_operands: int | None
         next_to_mul = (i > 0 and ops[i - 1] == "*") or (i < n - 1 and ops[i] == "*")
         digits = rng.randint(1, spec.mul_digits if next_to_mul else max_digits)
         lo = 0 if digits == 1 else 10 ** (digits - 1)
+        if next_to_mul:  # a no-op unless mul_min_factor is set: the draws stay those of the default
+            lo = max(lo, spec.mul_min_factor)
         values.append(rng.randint(lo, 10 ** digits - 1))
     tokens: list[Token] = [values[0]]
     for op, v in zip(ops, values[1:]):
