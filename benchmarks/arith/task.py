@@ -18,8 +18,8 @@ number tokens, so the rendered text ``3 - -6`` is unambiguous (and is also valid
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Union
 
 Token = Union[int, str]
