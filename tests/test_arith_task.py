@@ -307,3 +307,17 @@ def test_marker_probabilities_match_a_stepwise_decode():
     for w, c in zip(warm, cold):
         assert 0.0 < w < 1.0 and (c - 0.5) * (w - 0.5) > 0 and abs(c - 0.5) > abs(w - 0.5)
     assert careful_marker_share({"careful": 0.0, "quick": 0.0}) != careful_marker_share({"careful": 0.0, "quick": 0.0})
+
+def test_careful_slip_types_limit_slips_to_those_problem_types():
+    base = dict(n_sft=2000, n_rl_train=20, n_unlabeled=20, n_test=20, n_hard=20, n_val=20, operators="+-*",
+                min_operands=3, max_operands=5, max_digits=1, max_mul=1, hard_min_operands=6, hard_max_operands=7,
+                styles=["careful", "quick"], careful_share_mul=0.35, careful_share_plain=0.9, careful_slip=0.3)
+    both = make_splits(MakeDataArgs(**base))["sft"]
+    plain = make_splits(MakeDataArgs(**base, careful_slip_types=["plain"]))["sft"]
+    assert any("slips" in r for r in both if r["type"] == "mul")
+    assert not any("slips" in r for r in plain if r["type"] == "mul")
+    # a plain chain slips exactly as when every type slips: restricting the types shifts no other row's slips
+    assert [r for r in plain if r["type"] == "plain"] == [r for r in both if r["type"] == "plain"]
+    assert [(r["problem"], r["style"]) for r in plain] == [(r["problem"], r["style"]) for r in both]
+    with pytest.raises(ValueError, match="careful_slip_types"):
+        MakeDataArgs(careful_slip_types=["hard"]).slip_types()

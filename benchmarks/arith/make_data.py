@@ -58,6 +58,7 @@ class MakeDataArgs:
     careful_share_mul: float = 1.0  # P(careful) for an SFT problem with a multiplication (2 styles)
     careful_share_plain: float = 1.0  # P(careful) for an SFT problem without one (2 styles)
     careful_slip: float = 0.0  # P(an operation of a careful SFT solution comes out one off, +1 or -1), per operation
+    careful_slip_types: list[str] = field(default_factory=lambda: ["mul", "plain"])  # problem types whose careful chains slip
 
     def specs(self) -> dict[str, TaskSpec]:
         """The task distribution of each split (validated)."""
@@ -91,6 +92,14 @@ class MakeDataArgs:
                              f"likelier one), got {self.careful_slip}")
         return self.careful_slip
 
+    def slip_types(self) -> set[str]:
+        """The problem types (``mul``, ``plain``) whose careful SFT chains get slips (validated)."""
+        bad = [t for t in self.careful_slip_types if t not in ("mul", "plain")]
+        if bad:
+            raise ValueError(f"make_data: careful_slip_types must be a subset of ['mul', 'plain'], got "
+                             f"{self.careful_slip_types}")
+        return set(self.careful_slip_types)
+
     def sizes(self) -> dict[str, int]:
         sizes = {s: getattr(self, f"n_{s}") for s in SPLITS}
         for s, n in sizes.items():
@@ -114,6 +123,7 @@ def draw_slips(rng: random.Random, n_ops: int, rate: float) -> dict[int, int]:
 def make_splits(args: MakeDataArgs) -> dict[str, list[dict]]:
     """All splits as lists of rows (deterministic in ``args``)."""
     specs, sizes, share, slip = args.specs(), args.sizes(), args.style_share(), args.slip()
+    slip_types = args.slip_types()
     seen: set[str] = set()
     splits = {}
     for split in SPLITS:
@@ -131,7 +141,10 @@ def make_splits(args: MakeDataArgs) -> dict[str, list[dict]]:
             if split == "sft":
                 style = "careful" if style_rng.random() < share[row["type"]] else "quick"
                 item["style"] = style
+                # drawn for every careful chain, so the types a chain may slip on never shift the other rows' slips
                 slips = draw_slips(slip_rng, row["num_operands"] - 1, slip) if style == "careful" else {}
+                if row["type"] not in slip_types:
+                    slips = {}
                 item["solution"] = render_solution(row["tokens"], style, slips)
                 if slips:
                     item["slips"] = sorted(slips.items())  # [[operation index, offset], ...]
