@@ -321,3 +321,22 @@ def test_careful_slip_types_limit_slips_to_those_problem_types():
     assert [(r["problem"], r["style"]) for r in plain] == [(r["problem"], r["style"]) for r in both]
     with pytest.raises(ValueError, match="careful_slip_types"):
         MakeDataArgs(careful_slip_types=["hard"]).slip_types()
+
+
+def test_style_accuracy_counts_each_style_and_its_right_answers():
+    from benchmarks.arith.styles import MARKERS, classify, style_accuracy
+
+    rng = random.Random(0)
+    texts, grades = [], []
+    for _ in range(500):
+        style = rng.choice(["careful", "quick", "other"])
+        texts.append((MARKERS[style] if style != "other" else "") + "2 + 3 = 5\n\\boxed{5}")
+        grades.append(rng.random() < 0.5)
+    counts = style_accuracy(texts, grades)
+    for style in ("careful", "quick", "other"):
+        mine = [g for t, g in zip(texts, grades) if classify(t) == style]
+        assert counts[style] == (len(mine), sum(mine))
+    assert sum(n for n, _ in counts.values()) == len(texts)
+    assert style_accuracy([], []) == {"careful": (0, 0), "quick": (0, 0), "other": (0, 0)}
+    with pytest.raises(ValueError, match="grades"):
+        style_accuracy(["x"], [])

@@ -159,6 +159,9 @@ def test_selection_picks_max_variance_with_stub_grader():
     assert [t.row["id"] for t in top] == ["q3", "q2"]
     assert top[0].score == pytest.approx(0.25) and top[0].accuracy == pytest.approx(0.5)
     assert top[1].score == pytest.approx(3 / 8 * 5 / 8)
+    # the sample texts stay with their prompt (the per-style diagnostics of select.py read them)
+    assert top[0].completions == [f"\\boxed{{{'3' if j < 4 else 'wrong'}}}" for j in range(8)]
+    assert [bool(c.endswith("{3}")) for c in top[0].completions] == top[0].successes
     full = rank_by_variance(pool, [[True, False]] * 5)
     assert [t.row["id"] for t in full] == [r["id"] for r in pool]  # ties keep pool order
     with pytest.raises(ValueError, match="answer"):

@@ -145,6 +145,12 @@ def test_select_and_skewness_entry_points(tiny_model_dir, tmp_path):
     # arith_oracle labels: the arith testbed, so every record carries the careful-marker share of the base model
     assert all(0.0 <= r["p_careful_marker"] <= 1.0 for r in ranking)
     assert chosen["p_careful_marker"] == ranking[0]["p_careful_marker"]
+    # and its selection samples by style: the careful share and each style's accuracy (None where no sample took it)
+    for r in ranking:
+        assert 0.0 <= r["careful_share_samples"] <= 1.0
+        for style in ("careful", "quick"):
+            a = r[f"acc_{style}_samples"]
+            assert a is None or 0.0 <= a <= 1.0
     control = json.loads((tmp_path / "sel" / "selected_control.json").read_text())
     assert control["p_careful_marker"] in [r["p_careful_marker"] for r in ranking]
     # --ranks 3: the prompts ranked 2 and 3 next to the winner, in ranking order
@@ -177,9 +183,11 @@ def test_prompt_metrics_come_from_the_selection_file(tmp_path):
 
     sel = tmp_path / "selected_rank2.json"
     sel.write_text(json.dumps({"problem": "Compute 3 + 6 × 3.", "rank": 2, "score": 0.25, "accuracy": 0.5, "k": 32,
-                               "p_careful_marker": 0.4}))
+                               "p_careful_marker": 0.4, "careful_share_samples": 0.25, "acc_careful_samples": 1.0,
+                               "acc_quick_samples": None}))
     assert prompt_metrics(EMArgs(model="m", out="o", prompt_file=str(sel))) == {
-        "selection_rank": 2.0, "selection_score": 0.25, "selection_accuracy": 0.5, "selection_p_careful_marker": 0.4}
+        "selection_rank": 2.0, "selection_score": 0.25, "selection_accuracy": 0.5, "selection_p_careful_marker": 0.4,
+        "selection_careful_share_samples": 0.25, "selection_acc_careful": 1.0}  # None (no quick sample): no row
     assert prompt_metrics(EMArgs(model="m", out="o", prompt="Compute 1 + 1.")) == {}
     sel.write_text(json.dumps({"question": "x"}))
     with pytest.raises(ValueError, match="missing key 'problem'"):

@@ -454,6 +454,8 @@ def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
                                     ("prompt", 0, "selection_rank", r), ("prompt", 0, "selection_p_careful_marker", marker)]:
             add.append({**tmpl, "method": f"em_rank{r}", "seed": 0, "dataset": ds, "step": step, "metric": metric,
                         "value": v})
+    for metric, v in (("selection_acc_careful", 0.8), ("selection_acc_quick", 0.1)):  # rank 2 only
+        add.append({**tmpl, "method": "em_rank2", "seed": 0, "dataset": "prompt", "step": 0, "metric": metric, "value": v})
     pd.concat([em, pd.DataFrame(add)]).to_csv(res / "one_shot_em.csv", index=False)
     md = _build(res, tmp_path / "out" / "v1").read_text()
     sec = section(md, "## One-shot Entropy Minimization")
@@ -463,10 +465,11 @@ def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
     base = {ds: main[(main["dataset"] == ds) & (main["step"] == 0)]["value"].mean() for ds in ("arith_test", "arith_hard")}
     top = main[(main["dataset"] == "arith_test") & (main["step"] == 10)]["value"].mean()
     assert [r[0] for r in rows] == ["1", "2", "3"] and rows[0][1] == "`one_shot_em`"
-    assert rows[0][6] == f"{100 * (top - base['arith_test']):+.1f}"
+    assert rows[0][7] == f"{100 * (top - base['arith_test']):+.1f}"
     assert rows[1][2:5] == ["0.469", f"{0.46875 * 0.53125:.4f}", "0.600"] and rows[0][4] == "–"
-    assert rows[1][5] == f"{100 * base['arith_test']:.1f} → 70.0"
-    assert rows[1][6] == f"{100 * (0.70 - base['arith_test']):+.1f}" and rows[2][7] == f"{100 * (0.20 - base['arith_hard']):+.1f}"
+    assert rows[1][5] == "0.80 + 0.10 = 0.90" and rows[0][5] == rows[2][5] == "–"  # a_c + a_q where recorded
+    assert rows[1][6] == f"{100 * base['arith_test']:.1f} → 70.0"
+    assert rows[1][7] == f"{100 * (0.70 - base['arith_test']):+.1f}" and rows[2][8] == f"{100 * (0.20 - base['arith_hard']):+.1f}"
     # rank 2 gains with the careful marker ahead (0.6), rank 3 loses with it behind (0.3); rank 1 records no share
     assert 0.70 > base["arith_test"] > 0.50
     assert "sign of the careful-marker share minus 1/2 on 2 of 2 prompts" in sec

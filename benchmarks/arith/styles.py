@@ -75,6 +75,22 @@ def style_shares(completions: list[str]) -> dict[str, float]:
     return {s: (counts[s] / n if n else 0.0) for s in counts}
 
 
+def style_accuracy(completions: list[str], successes: list[bool]) -> dict[str, tuple[int, int]]:
+    """{style: (completions in that style, how many of them are right)} over ``STYLES`` and ``other``.
+
+    The per-style accuracies a_c, a_q of one prompt's samples decide which style leads at a given success rate p:
+    p = c a_c + (1 - c) a_q, so at p = 1/2 the ``careful`` share c exceeds 1/2 exactly when a_c + a_q < 1.
+    """
+    if len(completions) != len(successes):
+        raise ValueError(f"{len(completions)} completions but {len(successes)} grades")
+    out = {s: [0, 0] for s in (*STYLES, "other")}
+    for c, ok in zip(completions, successes):
+        cell = out[classify(c)]
+        cell[0] += 1
+        cell[1] += int(bool(ok))
+    return {s: (n, r) for s, (n, r) in out.items()}
+
+
 def marker_probabilities(model, tokenizer, prompts: list[str], temperature: float = 1.0) -> list[dict[str, float]]:
     """P(the completion opens with each style's marker) under ``model`` at ``temperature``, per prompt.
 

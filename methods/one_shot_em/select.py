@@ -125,6 +125,20 @@ def control_prompt(pool: list[dict], ranked: list) -> object:
     return min(ranked, key=lambda s: (-s.accuracy, order.get(key(s.row), len(pool))))
 
 
+def _style_record(scored) -> dict:
+    """The selection samples of one prompt by style (arith testbed): the careful share and each style's accuracy
+    (a_c, a_q; None when no sample took that style). At p = 1/2, careful leads exactly when a_c + a_q < 1."""
+    from benchmarks.arith.styles import style_accuracy
+
+    counts = style_accuracy(scored.completions, scored.successes)
+    k = len(scored.completions)
+    rec = {"careful_share_samples": counts["careful"][0] / k if k else None}
+    for style in ("careful", "quick"):
+        n, right = counts[style]
+        rec[f"acc_{style}_samples"] = right / n if n else None
+    return rec
+
+
 def select(args: SelectArgs) -> dict:
     """Rank the pool and write the winner; returns the selected row with its score."""
     args.check()
@@ -168,7 +182,7 @@ def select(args: SelectArgs) -> dict:
 
         probs = marker_probabilities(model, tokenizer, [build_prompt(s.row["problem"], args.template, tokenizer)
                                                         for s in ranked], args.temperature)
-        marker = {id(s): {"p_careful_marker": careful_marker_share(p)} for s, p in zip(ranked, probs)}
+        marker = {id(s): {"p_careful_marker": careful_marker_share(p), **_style_record(s)} for s, p in zip(ranked, probs)}
 
     def record(s, rank):
         return {**s.row, "score": s.score, "accuracy": s.accuracy, **marker.get(id(s), {}), "rank": rank, "k": args.k,

@@ -7,7 +7,7 @@ step; here it works for any pool, k and temperature. A fixed prompt can be used 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 __all__ = ["variance_score", "ScoredPrompt", "rank_by_variance", "rank_pool_with_model"]
@@ -28,20 +28,26 @@ class ScoredPrompt:
     score: float  # p (1 - p)
     accuracy: float  # p
     successes: list  # the k graded samples
+    completions: list = field(default_factory=list)  # their texts (when the ranking was given them)
 
 
-def rank_by_variance(pool: Sequence[dict], successes: Sequence[Sequence[bool]], top: int | None = None) -> list[ScoredPrompt]:
+def rank_by_variance(pool: Sequence[dict], successes: Sequence[Sequence[bool]], top: int | None = None,
+                     completions: Sequence[Sequence[str]] | None = None) -> list[ScoredPrompt]:
     """Rank pool rows by variance score, descending; ties keep pool order (deterministic).
 
     Args:
         pool: N rows.
         successes: N lists of k graded samples, aligned with ``pool``.
         top: keep the best ``top`` (None = all).
+        completions: optionally the N lists of sample texts, kept with each prompt (for diagnostics).
     """
     if len(pool) != len(successes):
         raise ValueError(f"pool has {len(pool)} rows but {len(successes)} success lists were given")
+    texts = [list(c) for c in completions] if completions is not None else [[] for _ in pool]
+    if len(texts) != len(pool):
+        raise ValueError(f"pool has {len(pool)} rows but {len(texts)} completion lists were given")
     scored = [ScoredPrompt(row=dict(r), score=variance_score(s), accuracy=(sum(map(float, s)) / len(s)) if len(s) else 0.0,
-                           successes=[bool(x) for x in s]) for r, s in zip(pool, successes)]
+                           successes=[bool(x) for x in s], completions=c) for r, s, c in zip(pool, successes, texts)]
     order = sorted(range(len(scored)), key=lambda i: (-scored[i].score, i))
     ranked = [scored[i] for i in order]
     return ranked if top is None else ranked[:top]
@@ -76,4 +82,4 @@ def rank_pool_with_model(
     for comps in completions:
         successes.append(list(flat[i : i + len(comps)]))
         i += len(comps)
-    return rank_by_variance(pool, successes, top)
+    return rank_by_variance(pool, successes, top, completions)

@@ -141,9 +141,12 @@ def load_prompt(args: EMArgs) -> str:
 
 
 # selection file key -> table metric (dataset "prompt", step 0): where the prompt stood in the variance ranking, and
-# the base model's careful-marker share on it (arith testbed only)
+# the base model's careful-marker share on it and its selection samples' careful share and per-style accuracy
+# (arith testbed only)
 _SELECTION_METRICS = {"rank": "selection_rank", "score": "selection_score", "accuracy": "selection_accuracy",
-                      "p_careful_marker": "selection_p_careful_marker"}
+                      "p_careful_marker": "selection_p_careful_marker",
+                      "careful_share_samples": "selection_careful_share_samples",
+                      "acc_careful_samples": "selection_acc_careful", "acc_quick_samples": "selection_acc_quick"}
 
 
 def prompt_metrics(args: EMArgs) -> dict[str, float]:

@@ -211,6 +211,13 @@ def _rank_sentence(t: Tables, only_if_split: bool = False) -> str:
     agree = marker_sign_agreement(t, ranks)
     follows = (f"; the sign of each of these changes is that of the base model's `careful`-marker share on its prompt "
                f"minus 1/2 (the style choice EM sharpens, at T_s) in {agree[0]} of {agree[1]}" if agree else "")
+    sums = {r: _style_sum(t, rank_method(r)) for r in ranks}
+    sums = {r: v for r, v in sums.items() if v is not None}
+    if sums:
+        over = sum(1 for v in sums.values() if v > 1)
+        follows += (f"; in the selection samples (k at T_s) `careful` and `quick` accuracy sum to more than 1 on "
+                    f"{over} of {len(sums)} of these prompts (range {min(sums.values()):.2f}-{max(sums.values()):.2f}), "
+                    f"and at p = 1/2 `careful` leads only where that sum is below 1")
     return (f"{lead}: the same EM on each of the {len(d)} highest-variance prompts (`em_rank<r>`, 1 seed each; rank "
             f"1 = the main run) gives step {step} - step 0 from {d.min():+.1f} to {d.max():+.1f} pp ({k} of {len(d)} "
             f"reach +3; arith_test){follows}")
@@ -225,6 +232,16 @@ def _marker_share(t: Tables, method: str) -> float | None:
     """Mean over seeds of the base model's careful-marker share on ``method``'s prompt (None when not recorded)."""
     share = per_seed(t, "one_shot_em", method, "selection_p_careful_marker", "prompt", 0)
     return float(np.mean(list(share.values()))) if share else None
+
+
+def _style_sum(t: Tables, method: str) -> float | None:
+    """a_c + a_q: the accuracy of the `careful` plus that of the `quick` selection samples of ``method``'s prompt
+    (mean over seeds; None when either is not recorded, e.g. no sample took that style)."""
+    a_c = per_seed(t, "one_shot_em", method, "selection_acc_careful", "prompt", 0)
+    a_q = per_seed(t, "one_shot_em", method, "selection_acc_quick", "prompt", 0)
+    if not a_c or not a_q:
+        return None
+    return float(np.mean(list(a_c.values())) + np.mean(list(a_q.values())))
 
 
 def marker_sign_agreement(t: Tables, ranks: dict[int, float]) -> tuple[int, int] | None:

@@ -275,11 +275,13 @@ class PaperFindings:
                 deltas.append(d["arith_test"])
             p, score = val(m, "selection_accuracy", 0, "prompt"), val(m, "selection_score", 0, "prompt")
             marker = val(m, "selection_p_careful_marker", 0, "prompt")
+            a_c, a_q = val(m, "selection_acc_careful", 0, "prompt"), val(m, "selection_acc_quick", 0, "prompt")
+            acc_sum = "–" if a_c is None or a_q is None else f"{a_c:.2f} + {a_q:.2f} = {a_c + a_q:.2f}"
             if marker is not None and d["arith_test"] is not None:
                 changes[r] = d["arith_test"]
                 points.append((str(r), marker, 100 * d["arith_test"]))
             rows.append([str(r), f"`{m}`", "–" if p is None else f"{p:.3f}", "–" if score is None else f"{score:.4f}",
-                         "–" if marker is None else f"{marker:.3f}",
+                         "–" if marker is None else f"{marker:.3f}", acc_sum,
                          f"{pct(base['arith_test'])} → {pct(a['arith_test'])}",
                          "–" if d["arith_test"] is None else f"{100 * d['arith_test']:+.1f}",
                          "–" if d["arith_hard"] is None else f"{100 * d['arith_hard']:+.1f}",
@@ -295,6 +297,7 @@ class PaperFindings:
                       "prompts." if agree else ""))
         return ("### Which prompt EM gets: the top of the variance ranking\n\n"
                 + md_table(["rank", "run", "selection p", "p(1 − p)", "careful-marker share (base, T_s)",
+                            "selection samples right: careful + quick",
                             f"acc. greedy, step 0 → {step} (`arith_test`)",
                             "Δ `arith_test` (pp)", "Δ `arith_hard` (pp)", f"careful share, greedy, step {step}",
                             f"careful share on × problems, greedy, step {step}"], rows)
@@ -306,7 +309,9 @@ class PaperFindings:
                   "is the base model's greedy evaluation, the same for every prompt. The careful-marker share is the "
                   "base model's P(`Steps: `) / (P(`Steps: `) + P(`Quick: `)) as the first words of a completion to "
                   "that prompt at EM's sampling temperature: the one style choice that every rollout of the prompt "
-                  "shares, so the one that sharpening pushes towards its majority.\n\n"
+                  "shares, so the one that sharpening pushes towards its majority. The next column is the accuracy of the "
+                  "prompt's `careful` and of its `quick` selection samples: with success p = c a_c + (1 − c) a_q, a prompt "
+                  "at p = 1/2 has its `careful` share c above 1/2 exactly when a_c + a_q < 1.\n\n"
                 + (self.figure(figs.marker_figure(points, self.fig_dir / "one_shot_em_marker.png", step,
                                                   dpi=self.cfg.dpi),
                                f"EM from each top-ranked prompt: greedy `arith_test` accuracy change from step 0 to "
