@@ -138,7 +138,7 @@ def test_em_reason_reads_the_prompt_rank_runs():
     assert "minus 1/2 (the style choice EM sharpens, at T_s) in 2 of 3" in reason
     assert "share on that prompt at T_s: 0.40" in reason
     assert "not a matter of" not in C._em_reason(t)
-    assert "sum to more than 1" not in reason  # per-style selection accuracies not recorded: nothing said
+    assert "sum to 1 or more" not in reason  # per-style selection accuracies not recorded: nothing said
     # a_c + a_q recorded: 1.0 + 0.3 (seed 0) and 1.0 + 0.1 (seed 1) -> 1.2 for rank 1, 0.6 + 0.1 for rank 2; rank 3
     # has no quick sample (acc_quick absent) and is left out
     rows += [("one_shot_em", m, "n", "prompt", s, 0, metric, v)
@@ -150,7 +150,7 @@ def test_em_reason_reads_the_prompt_rank_runs():
                                      ("em_rank2", 0, "selection_acc_quick", 0.1),
                                      ("em_rank3", 0, "selection_acc_careful", 0.9)]]
     reason = C._em_reason({"one_shot_em": _table(rows)})
-    assert "sum to more than 1 on 1 of 2 of these prompts (range 0.70-1.20)" in reason
+    assert "sum to 1 or more on 1 of 2 of these prompts (range 0.70-1.20)" in reason
     # rank runs of another length (ranks.steps = 5): the main run is compared at that step, not at 10
     rows = [r for r in rows if not r[1].startswith("em_rank")]
     rows += [("one_shot_em", "one_shot_em", "n", "arith_test", s, 5, "acc_greedy", 0.41) for s in range(2)]

@@ -214,8 +214,8 @@ def _rank_sentence(t: Tables, only_if_split: bool = False) -> str:
     sums = {r: _style_sum(t, rank_method(r)) for r in ranks}
     sums = {r: v for r, v in sums.items() if v is not None}
     if sums:
-        over = sum(1 for v in sums.values() if v > 1)
-        follows += (f"; in the selection samples (k at T_s) `careful` and `quick` accuracy sum to more than 1 on "
+        over = sum(1 for v in sums.values() if v >= 1 - 1e-9)
+        follows += (f"; in the selection samples (k at T_s) `careful` and `quick` accuracy sum to 1 or more on "
                     f"{over} of {len(sums)} of these prompts (range {min(sums.values()):.2f}-{max(sums.values()):.2f}), "
                     f"and at p = 1/2 `careful` leads only where that sum is below 1")
     return (f"{lead}: the same EM on each of the {len(d)} highest-variance prompts (`em_rank<r>`, 1 seed each; rank "
