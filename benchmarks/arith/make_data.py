@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from benchmarks.arith.styles import STYLES, render_solution
+from benchmarks.arith.styles import PROBLEM_TYPES, STYLES, render_solution
 from benchmarks.arith.task import TaskSpec, generate_unique
 
 SPLITS = ("test", "hard", "val", "rl_train", "unlabeled", "sft")  # generation order: test sets first
@@ -58,7 +58,7 @@ class MakeDataArgs:
     careful_share_mul: float = 1.0  # P(careful) for an SFT problem with a multiplication (2 styles)
     careful_share_plain: float = 1.0  # P(careful) for an SFT problem without one (2 styles)
     careful_slip: float = 0.0  # P(an operation of a careful SFT solution comes out one off, +1 or -1), per operation
-    careful_slip_types: list[str] = field(default_factory=lambda: ["mul", "plain"])  # problem types whose careful chains slip
+    careful_slip_types: list[str] = field(default_factory=lambda: list(PROBLEM_TYPES))  # problem types whose careful chains slip
 
     def specs(self) -> dict[str, TaskSpec]:
         """The task distribution of each split (validated)."""
@@ -94,9 +94,9 @@ class MakeDataArgs:
 
     def slip_types(self) -> set[str]:
         """The problem types (``mul``, ``plain``) whose careful SFT chains get slips (validated)."""
-        bad = [t for t in self.careful_slip_types if t not in ("mul", "plain")]
+        bad = [t for t in self.careful_slip_types if t not in PROBLEM_TYPES]
         if bad:
-            raise ValueError(f"make_data: careful_slip_types must be a subset of ['mul', 'plain'], got "
+            raise ValueError(f"make_data: careful_slip_types must be a subset of {list(PROBLEM_TYPES)}, got "
                              f"{self.careful_slip_types}")
         return set(self.careful_slip_types)
 
