@@ -479,6 +479,14 @@ def test_em_prompt_rank_runs_get_their_own_table(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     deltas = 100 * (np.array([top, 0.70, 0.50]) - base["arith_test"])
     assert f"{deltas.mean():+.1f} pp on average" in sec and f"{int((deltas >= 3).sum())} of 3 reach +3 pp" in sec
+    assert "a_c + a_q < 1" in sec
+    # tables made before the selection logged per-style accuracy: no column of dashes, no sentence about it
+    pd.concat([em, pd.DataFrame([a for a in add if not a["metric"].startswith("selection_acc_")])]).to_csv(
+        res / "one_shot_em.csv", index=False)
+    sec = section(_build(res, tmp_path / "out" / "v2").read_text(), "## One-shot Entropy Minimization")
+    (head, rows), = md_tables(subsection(sec, "### Which prompt EM gets"))
+    assert "selection samples right: careful + quick" not in head and len(head) == len(rows[0]) == 10
+    assert rows[1][5] == f"{100 * base['arith_test']:.1f} → 70.0" and "a_c + a_q < 1" not in sec
 
 
 def test_config_source_reads_the_tables_commit_not_the_working_file(tmp_path):

@@ -53,6 +53,16 @@ def test_less_within_and_not_below_kinds():
         C.judge(C.Claim("t", "", "", eff, 0.0, "sideways"), t)
 
 
+def test_not_below_passed_across_zero_says_it_shows_no_gain():
+    eff = C.value("t", "a", "r", pooled=False)
+    across = {"t": _table([("x", "a", "m", "d", s, -1, "r", v) for s, v in enumerate([-0.3, 0.05, -0.1])])}
+    v = C.judge(C.Claim("t", "", "", eff, 0.0, "not_below", "pp"), across)
+    assert v.verdict == "reproduced" and v.ci[0] < 0 < v.ci[1]
+    assert "no gain" in v.reason and f"{100 * v.ci[0]:+.1f} pp" in v.reason
+    above = {"t": _table([("x", "a", "m", "d", s, -1, "r", v) for s, v in enumerate([0.2, 0.25, 0.22])])}
+    assert C.judge(C.Claim("t", "", "", eff, 0.0, "not_below", "pp"), above).reason == ""
+
+
 def test_ppl_effects_are_stratified_by_task_and_paired_by_seed():
     rows = []
     for task, (cpl, ppl) in {"door-open": ([0.5, 0.6], [0.7, 0.8]), "sweep-into": ([0.2, 0.1], [0.2, 0.2])}.items():

@@ -10,7 +10,9 @@ tasks; runs = seeds), e.g. GRPO minus base accuracy per seed. :func:`judge` turn
 
 With a single run there is no CI: the verdict then comes from the point estimate and says so (``n = 1``).
 ``kind="within"`` claims (the early law fit predicting the ceiling) need the CI inside ``(-threshold,
-threshold)``; ``kind="not_below"`` claims (no method below its BC start) fail only when the CI lies below 0.
+threshold)``; ``kind="not_below"`` claims (no method below its BC start, issue 14's rule) fail only when the CI
+lies below 0. That is a check for harm, not evidence of a gain: when such a claim passes with a CI that contains the
+threshold, its reason says so and gives the lower end.
 A new claim is one entry in :data:`CLAIMS`; the report renders the list as its first table.
 """
 from __future__ import annotations
@@ -485,7 +487,15 @@ def judge(claim: Claim, tables: Tables, reps: int = 2000, confidence: float = 0.
         reason = claim.why_not(tables) if claim.why_not else ""
     else:
         reason = claim.caveat(tables) if claim.caveat else ""
+        if claim.kind == "not_below" and lo <= t:  # passed only because the CI reaches the threshold
+            reason = "; ".join(r for r in (_not_below_caveat(lo, t, claim.unit), reason) if r)
     return Verdict(claim, summ.mean, None if summ.ci_low is None else (lo, hi), summ.n_runs, v, reason)
+
+
+def _not_below_caveat(lo: float, threshold: float, unit: str) -> str:
+    """What a passed ``not_below`` claim whose CI contains the threshold does and does not show."""
+    return (f"no drop shown, no gain either: the CI contains {_fmt(threshold, unit)}, so the runs are also "
+            f"consistent with a drop down to {_fmt(lo, unit)}")
 
 
 def judge_all(tables: Tables, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> list[Verdict]:

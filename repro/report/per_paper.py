@@ -291,16 +291,19 @@ class PaperFindings:
             return ""
         dl = 100 * np.asarray(deltas)
         agree = marker_sign_agreement({"one_shot_em": df}, changes)
+        header = ["rank", "run", "selection p", "p(1 − p)", "careful-marker share (base, T_s)",
+                  "selection samples right: careful + quick", f"acc. greedy, step 0 → {step} (`arith_test`)",
+                  "Δ `arith_test` (pp)", "Δ `arith_hard` (pp)", f"careful share, greedy, step {step}",
+                  f"careful share on × problems, greedy, step {step}"]
+        by_style = any(r[5] != "–" for r in rows)  # tables made before the selection logged per-style accuracy
+        if not by_style:
+            header, rows = header[:5] + header[6:], [r[:5] + r[6:] for r in rows]
         summary = (f"Over the {len(dl)} prompts: step {step} − step 0 on `arith_test` {dl.mean():+.1f} pp on average "
                    f"(from {dl.min():+.1f} to {dl.max():+.1f}); {int((dl >= 3).sum())} of {len(dl)} reach +3 pp."
                    + (f" The change has the sign of the careful-marker share minus 1/2 on {agree[0]} of {agree[1]} "
                       "prompts." if agree else ""))
         return ("### Which prompt EM gets: the top of the variance ranking\n\n"
-                + md_table(["rank", "run", "selection p", "p(1 − p)", "careful-marker share (base, T_s)",
-                            "selection samples right: careful + quick",
-                            f"acc. greedy, step 0 → {step} (`arith_test`)",
-                            "Δ `arith_test` (pp)", "Δ `arith_hard` (pp)", f"careful share, greedy, step {step}",
-                            f"careful share on × problems, greedy, step {step}"], rows)
+                + md_table(header, rows)
                 + f"\n\n{summary} A diagnostic, not the paper's protocol: the main run's settings (one seed per rank; "
                   "rank 1 = the main run, mean over its seeds) on each of the highest-ranked prompts of the selection "
                   "(score p(1 − p) of the k graded selection samples, ties in pool order). The top scores lie within "
@@ -309,9 +312,11 @@ class PaperFindings:
                   "is the base model's greedy evaluation, the same for every prompt. The careful-marker share is the "
                   "base model's P(`Steps: `) / (P(`Steps: `) + P(`Quick: `)) as the first words of a completion to "
                   "that prompt at EM's sampling temperature: the one style choice that every rollout of the prompt "
-                  "shares, so the one that sharpening pushes towards its majority. The next column is the accuracy of the "
-                  "prompt's `careful` and of its `quick` selection samples: with success p = c a_c + (1 − c) a_q, a prompt "
-                  "at p = 1/2 has its `careful` share c above 1/2 exactly when a_c + a_q < 1.\n\n"
+                  "shares, so the one that sharpening pushes towards its majority."
+                + (" The next column is the accuracy of the prompt's `careful` and of its `quick` selection samples: "
+                   "with success p = c a_c + (1 − c) a_q, a prompt at p = 1/2 has its `careful` share c above 1/2 "
+                   "exactly when a_c + a_q < 1." if by_style else "")
+                + "\n\n"
                 + (self.figure(figs.marker_figure(points, self.fig_dir / "one_shot_em_marker.png", step,
                                                   dpi=self.cfg.dpi),
                                f"EM from each top-ranked prompt: greedy `arith_test` accuracy change from step 0 to "
