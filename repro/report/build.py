@@ -357,8 +357,8 @@ class Builder(PaperFindings, ProvenanceSection):
                 "when it contains the threshold. The \"does not end below its BC start\" rows are checks for harm "
                 "(issue 14's rule): `reproduced` unless the whole CI lies below 0, so a CI across 0 reads \"no drop "
                 "shown\", not \"a gain\", and the row says so. `n` = runs (seeds, or seeds x tasks), a single "
-                "run gives a point estimate. LLM effects are on `arith_test` (greedy), PPL effects on the heterogeneous datasets "
-                "unless the claim names the homogeneous ones.\n\n"
+                "run gives a point estimate. LLM effects are on `arith_test` (greedy), PPL effects on the "
+                "heterogeneous datasets unless the claim names the homogeneous ones.\n\n"
                 + markdown(verdicts, titles))
 
     def build(self) -> Path:

@@ -487,7 +487,7 @@ def judge(claim: Claim, tables: Tables, reps: int = 2000, confidence: float = 0.
         reason = claim.why_not(tables) if claim.why_not else ""
     else:
         reason = claim.caveat(tables) if claim.caveat else ""
-        if claim.kind == "not_below" and lo <= t:  # passed only because the CI reaches the threshold
+        if claim.kind == "not_below" and summ.ci_low is not None and lo <= t:  # passed: the CI reaches t
             reason = "; ".join(r for r in (_not_below_caveat(lo, t, claim.unit), reason) if r)
     return Verdict(claim, summ.mean, None if summ.ci_low is None else (lo, hi), summ.n_runs, v, reason)
 

@@ -295,9 +295,10 @@ class PaperFindings:
                   "selection samples right: careful + quick", f"acc. greedy, step 0 → {step} (`arith_test`)",
                   "Δ `arith_test` (pp)", "Δ `arith_hard` (pp)", f"careful share, greedy, step {step}",
                   f"careful share on × problems, greedy, step {step}"]
-        by_style = any(r[5] != "–" for r in rows)  # tables made before the selection logged per-style accuracy
+        col = header.index("selection samples right: careful + quick")
+        by_style = any(r[col] != "–" for r in rows)  # tables made before the selection logged per-style accuracy
         if not by_style:
-            header, rows = header[:5] + header[6:], [r[:5] + r[6:] for r in rows]
+            header, rows = header[:col] + header[col + 1:], [r[:col] + r[col + 1:] for r in rows]
         summary = (f"Over the {len(dl)} prompts: step {step} − step 0 on `arith_test` {dl.mean():+.1f} pp on average "
                    f"(from {dl.min():+.1f} to {dl.max():+.1f}); {int((dl >= 3).sum())} of {len(dl)} reach +3 pp."
                    + (f" The change has the sign of the careful-marker share minus 1/2 on {agree[0]} of {agree[1]} "
