@@ -19,6 +19,7 @@ $(VENV)/bin/python:
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/python -m benchmarks.math.fastgen  # build the fused C++ decode loop once (falls back if it cannot)
 	touch $@
 
 install: $(VENV)/.installed

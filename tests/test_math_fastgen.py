@@ -2,8 +2,12 @@
 
 Greedy and seeded sampled outputs must be token-identical to ``generate`` (padding or not, early EOS with row
 compaction, top-p, stop strings, batch 1); independently seeded samples must match ``generate``'s per-position
-token frequencies; unsupported models and ``REPRO_FASTGEN=0`` fall back to ``generate``.
+token frequencies; unsupported models and ``REPRO_FASTGEN=0`` fall back to ``generate``. Every test runs with
+both networks: the fused C++ forward (fastgen_cpu.cpp) and the tensor-op one (``REPRO_FASTGEN_CPP=0``).
 """
+import shutil
+import warnings
+
 import pytest
 import torch
 
@@ -11,6 +15,21 @@ from benchmarks.math import fastgen
 from benchmarks.math.generation import Sampling, generate_hf
 from benchmarks.math.prompts import build_prompt
 from benchmarks.math.tiny import build_char_tokenizer, build_tiny_model
+
+@pytest.fixture(autouse=True, params=["cpp", "tensor"])
+def impl(request, monkeypatch):
+    """Which network decodes: the C++ one must build wherever a compiler exists (a failed build fails here)."""
+    if request.param == "cpp":
+        if not (shutil.which("c++") or shutil.which("g++")):
+            pytest.skip("no C++ compiler: the fused forward cannot be built here")
+        monkeypatch.setenv("REPRO_FASTGEN_CPP", "1")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the build's fallback warning is a failure here
+            assert fastgen._extension() is not None
+    else:
+        monkeypatch.setenv("REPRO_FASTGEN_CPP", "0")
+    return request.param
+
 
 PROBLEMS = [f"Compute {i} + {3 * i % 17} × {i % 9}." for i in range(40)] + ["1 + 1", "Find $x$ with $x^2 = 4$."]
 
@@ -22,11 +41,15 @@ def tok():
     return t
 
 
-@pytest.fixture(scope="module", params=[(32, 2, 0.3), (64, 3, 0.5)], ids=["h32", "h64"])
+# hidden, layers, init, heads, kv heads: grouped-query attention with head sizes 8 and 16 (the C++ attention's
+# vector loops), plain multi-head attention with head size 6 (its scalar loop) and 4 query heads per kv head
+@pytest.fixture(scope="module", params=[(32, 2, 0.3, 4, 2), (64, 3, 0.5, 4, 2), (24, 2, 0.3, 4, 4), (64, 2, 0.4, 8, 2)],
+                ids=["h32", "h64", "h24-mha", "h64-rep4"])
 def model(request, tok):
     torch.set_num_threads(1)
-    hidden, layers, init = request.param
-    return build_tiny_model(tok, hidden_size=hidden, layers=layers, seed=1, initializer_range=init)
+    hidden, layers, init, heads, kv = request.param
+    return build_tiny_model(tok, hidden_size=hidden, layers=layers, seed=1, initializer_range=init, num_heads=heads,
+                            num_kv_heads=kv)
 
 
 def _enc(tok, problems):
@@ -109,10 +132,49 @@ def test_generate_hf_uses_the_fast_path_with_identical_results(tok, monkeypatch)
             for a, b in zip(rs, rf):
                 assert (a.text, a.token_ids, a.num_tokens, a.finish_reason) == \
                        (b.text, b.token_ids, b.num_tokens, b.finish_reason)
-                assert a.mean_entropy == pytest.approx(b.mean_entropy, abs=1e-6)
+                # the fused C++ forward sums in another order: logits agree to float32 rounding, not bit for bit
+                assert a.mean_entropy == pytest.approx(b.mean_entropy, rel=1e-5, abs=1e-6)
     assert fastgen.supports(model)
     monkeypatch.setenv("REPRO_FASTGEN", "0")
     assert not fastgen.supports(model)
+
+
+def test_decoding_follows_in_place_weight_updates(tok):
+    """After an optimiser step the next decode uses the new weights -- also with fused AdamW, which updates
+    parameters without bumping their version counters (a cache keyed on them once served stale rollouts)."""
+    torch.set_num_threads(1)
+    model = build_tiny_model(tok, hidden_size=32, layers=2, seed=1, initializer_range=0.3)
+    enc, eos = _enc(tok, PROBLEMS[:10]), _eos(tok)
+    before = _fast(model, tok, enc, eos, 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+    after = _fast(model, tok, enc, eos, 0)
+    assert torch.equal(after, _hf(model, tok, enc, eos, 0, do_sample=False))
+    assert not torch.equal(after, before)  # the update changed what greedy decoding says
+
+
+def test_path_names_the_network_that_runs(tok, impl):
+    model = build_tiny_model(tok, hidden_size=32, layers=2)
+    assert fastgen.path(model) == {"cpp": "fused C++", "tensor": "tensor ops"}[impl]
+    assert fastgen.path(model.to(torch.float64)) == "tensor ops"  # the fused forward is float32 only
+
+
+def test_a_failed_build_warns_and_falls_back_to_tensor_ops(tok, monkeypatch, impl):
+    import torch.utils.cpp_extension as cpp
+
+    def no_compiler(*a, **k):
+        raise RuntimeError("compiler not found")
+
+    monkeypatch.setenv("REPRO_FASTGEN_CPP", "1")
+    monkeypatch.setattr(fastgen, "_EXT", None)
+    monkeypatch.setattr(cpp, "load", no_compiler)
+    model = build_tiny_model(tok, hidden_size=32, layers=2, seed=1, initializer_range=0.3)
+    with pytest.warns(UserWarning, match="fused C\\+\\+ forward is unavailable.*compiler not found"):
+        assert fastgen.path(model) == "tensor ops"
+    enc, eos = _enc(tok, PROBLEMS[:6]), _eos(tok)
+    assert torch.equal(_fast(model, tok, enc, eos, 0), _hf(model, tok, enc, eos, 0, do_sample=False))
 
 
 def test_unsupported_models_fall_back(tok):

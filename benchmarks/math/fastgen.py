@@ -15,23 +15,37 @@ weights with a preallocated KV cache, and applies the *same* decoding rules:
   positions, exactly as ``generate`` computes them.
 
 ``supports(model)`` says whether a model is covered (Qwen2 / Llama-family decoders with default RoPE, no
-sliding window, no rope scaling, unsharded weights on one device); callers fall back to HF ``generate`` otherwise, and the
-environment variable ``REPRO_FASTGEN=0`` turns the fast path off everywhere. Nothing is compiled, so there is
-nothing to fall back from at import time: the module needs only torch.
+sliding window, no rope scaling, unsharded weights on one device); callers fall back to HF ``generate``
+otherwise, and the environment variable ``REPRO_FASTGEN=0`` turns the fast path off everywhere.
 
-Equivalence is tested, not assumed (tests/test_math_fastgen.py): greedy outputs token-identical to
-``generate`` and sampled outputs matching per-position token frequencies within binomial tolerance.
+Two implementations of the network, one loop:
+
+* **fused C++** (``fastgen_cpu.cpp``, float32 on the CPU: the nano tiers): the whole forward pass is one call
+  per step; GEMMs through MKL (packed weights at full batch), the loops between them in C++. It is compiled
+  on first use by torch's extension loader (~30 s, cached; needs a C++ compiler, which ``make install``
+  checks) and sums in another order than ATen, so its logits differ from ``generate``'s in the last bits
+  (~1e-6 relative): tokens are the same unless two candidates tie to that precision (none did in the tests or
+  the benchmark). Without a compiler, or with ``REPRO_FASTGEN_CPP=0``, the tensor-op network runs instead.
+* **tensor ops** (:class:`_Net`, any device and dtype): the same ops as transformers' SDPA integration, bit
+  for bit.
+
+Nothing is compiled at import time: the module needs only torch.
+
+Equivalence is tested, not assumed (tests/test_math_fastgen.py, both implementations): greedy and seeded
+sampled outputs token-identical to ``generate`` and independently sampled outputs matching per-position token
+frequencies within binomial tolerance.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["supports", "decode", "enabled"]
+__all__ = ["supports", "decode", "enabled", "path"]
 
 _FAMILIES = ("qwen2", "llama")
 
@@ -39,6 +53,73 @@ _FAMILIES = ("qwen2", "llama")
 def enabled() -> bool:
     """False when ``REPRO_FASTGEN=0`` (escape hatch: every caller then uses HF ``generate``)."""
     return os.environ.get("REPRO_FASTGEN", "1") != "0"
+
+
+_EXT = None  # the compiled fused forward: None = not tried yet, False = unavailable
+
+
+def _extension():
+    """The fused C++ forward (``fastgen_cpu.cpp``), built by torch's extension loader on first use and cached
+    (``~/.cache/torch_extensions``, or ``$TORCH_EXTENSIONS_DIR``); ``None`` with ``REPRO_FASTGEN_CPP=0`` or
+    where it cannot be built (no compiler): the same decoding then runs through :class:`_Net`'s tensor ops."""
+    global _EXT
+    if os.environ.get("REPRO_FASTGEN_CPP", "1") == "0":
+        return None
+    if _EXT is None:
+        _EXT = False
+        try:
+            from torch.utils.cpp_extension import load
+
+            _ninja_on_path()
+            src = os.path.join(os.path.dirname(__file__), "fastgen_cpu.cpp")
+            # -march=native: the build is for this CPU, so its name carries the CPU's identity (a cache shared
+            # between machines never loads another CPU's instructions)
+            _EXT = load(name=f"repro_fastgen_cpu_{_cpu_tag()}", sources=[src], extra_cflags=["-O3", "-march=native"],
+                        verbose=False)
+        except Exception as exc:  # no compiler, no ninja, a failed build: the tensor-op path still works
+            msg = str(exc).strip().splitlines()
+            warnings.warn(f"fastgen: the fused C++ forward is unavailable ({type(exc).__name__}: "
+                          f"{msg[-1] if msg else ''}); decoding with the tensor-op loop (same tokens, slower)",
+                          stacklevel=2)
+    return _EXT or None
+
+
+def _ninja_on_path() -> None:
+    """torch's extension loader runs ``ninja`` from PATH: add the pip package's binary if PATH has none (a venv
+    used without activating it)."""
+    import shutil
+
+    if shutil.which("ninja") is None:
+        try:
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except ImportError:
+            pass
+
+
+def path(model) -> str:
+    """Which decoder runs ``model`` here: ``"fused C++"`` (fastgen_cpu.cpp), ``"tensor ops"`` (:class:`_Net`) or
+    ``"hf generate"`` (not supported: the callers fall back)."""
+    if not supports(model):
+        return "hf generate"
+    w = model.lm_head.weight
+    cpp = w.device.type == "cpu" and w.dtype == torch.float32 and _extension() is not None
+    return "fused C++" if cpp else "tensor ops"
+
+
+def _cpu_tag() -> str:
+    """A short hash of this CPU's model and feature flags (``/proc/cpuinfo`` where there is one)."""
+    import hashlib
+    import platform
+
+    ident = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            ident += "".join(sorted({line for line in f if line.startswith(("model name", "flags", "Features"))}))
+    except OSError:
+        pass
+    return hashlib.sha1(ident.encode()).hexdigest()[:10]
 
 
 def supports(model) -> bool:
@@ -108,6 +189,18 @@ def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
     return w * h.to(dtype)
 
 
+def _rope_tables(model, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary cos/sin (max_len + 1, head_dim) of every position, computed as transformers computes them per step
+    (same ops, so the same numbers): a table lookup per decode step instead of five ops."""
+    embed = model.model.embed_tokens.weight
+    rope = model.model.rotary_emb
+    inv_freq = rope.inv_freq.to(device=embed.device, dtype=torch.float32)
+    scale = float(getattr(rope, "attention_scaling", 1.0))
+    freqs = torch.arange(max_len + 1, device=embed.device)[:, None].float() * inv_freq
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return (emb.cos() * scale).to(embed.dtype), (emb.sin() * scale).to(embed.dtype)
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -136,20 +229,11 @@ class _Net:
         self.scale = self.head_dim ** -0.5
         self.padded = padded
         dev, dt = self.embed.device, self.embed.dtype
-        rope = model.model.rotary_emb
-        self.inv_freq = rope.inv_freq.to(device=dev, dtype=torch.float32)
-        self.attn_scale = float(getattr(rope, "attention_scaling", 1.0))
         shape = (len(self.layers), batch, self.n_kv, max_len, self.head_dim)
         self.k = torch.zeros(shape, device=dev, dtype=dt)
         self.v = torch.zeros(shape, device=dev, dtype=dt)
         self.dtype = dt
-        # rotary cos/sin of every position, computed as transformers computes them per step (same ops, so the
-        # same numbers): a table lookup per decode step instead of five ops
-        table_pos = torch.arange(max_len + 1, device=dev)
-        freqs = table_pos[:, None].float() * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        self.cos_table = (emb.cos() * self.attn_scale).to(dt)
-        self.sin_table = (emb.sin() * self.attn_scale).to(dt)
+        self.cos_table, self.sin_table = _rope_tables(model, max_len)
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop finished rows from the cache (``rows``: indices into the current cache rows)."""
@@ -205,6 +289,76 @@ class _Net:
         return F.linear(x, self.head, self.head_b).float()
 
 
+def _pick(logits: torch.Tensor, probs: torch.Tensor, temperature: float, batch: int, rows: torch.Tensor,
+          alive: torch.Tensor, eos: torch.Tensor, pad_id: int, out: torch.Tensor, t: int) -> tuple[torch.Tensor, int]:
+    """One step's tokens for the computed rows (the tensor-op twin of the C++ ``FusedNet.pick``): greedy
+    ``argmax`` at temperature 0, else ``torch.multinomial``'s draw, ``argmax(probs / Exp(1) noise)``, with
+    ``probs = softmax(logits / T)`` unless ``probs`` (the top-p path) is non-empty. The noise is drawn for the
+    whole batch, as ``generate`` draws it, and row i takes row ``rows[i]``'s, so compaction never changes which
+    sample a row gets. Finished rows get ``pad_id``; the tokens go to ``out[rows, t]``; ``alive`` is cleared in
+    place where a live row emits an EOS id. Returns the tokens and the number of rows still alive."""
+    if temperature > 0:
+        p = probs if probs.numel() else (logits / temperature).softmax(dim=-1)
+        noise = torch.empty((batch, p.shape[1]), device=p.device, dtype=p.dtype).exponential_(1)
+        tok = (p / noise[rows]).argmax(dim=-1)
+    else:
+        tok = logits.argmax(dim=-1)
+    tok = torch.where(alive, tok, torch.full_like(tok, pad_id))
+    out[rows, t] = tok
+    alive &= ~torch.isin(tok, eos)
+    return tok, int(alive.sum())
+
+
+def _fused_net(model, batch: int, max_len: int):
+    """The compiled fused forward (``fastgen_cpu.cpp``) over ``model``'s weights with a preallocated cache, for
+    float32 models on the CPU when the extension is available; else ``None``. Its ``forward(ids, pos, start,
+    real)`` takes ``real`` (B, S) bool -- which new tokens are not padding -- instead of :class:`_Net`'s mask,
+    and keeps the cache's padding slots itself."""
+    p = model.lm_head.weight
+    if p.device.type != "cpu" or p.dtype != torch.float32:
+        return None
+    ext = _extension()
+    if ext is None:
+        return None
+    cfg, none = model.config, torch.empty(0)
+    n_heads = cfg.num_attention_heads
+    weights, packed, eps = _prepared(model, batch)
+    cos, sin = _rope_tables(model, max_len)
+    head_b = getattr(model.lm_head, "bias", None)
+    return ext.FusedNet(model.model.embed_tokens.weight, model.model.norm.weight, _eps(model.model.norm), p,
+                        none if head_b is None else head_b, weights, packed, batch, eps, n_heads,
+                        getattr(cfg, "num_key_value_heads", None) or n_heads,
+                        getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads, cos, sin, batch, max_len)
+
+
+def _prepared(model, batch: int) -> tuple[list, list, list]:
+    """(weights, packed, eps) for :class:`FusedNet` (see fastgen_cpu.cpp), built anew for every decode: the
+    stacked and packed copies must follow each optimiser step, and fused AdamW updates the weights without
+    bumping their version counters (measured), so there is no cheap test for "unchanged"."""
+    none, weights, eps = torch.empty(0), [], []
+    for L in _layers(model):
+        weights += [L.ln1, L.qkv_w, none if L.qkv_b is None else L.qkv_b, L.o_w,
+                    none if L.o_b is None else L.o_b, L.ln2, L.gate_up, L.down]
+        eps += [L.ln1_eps, L.ln2_eps]
+    packed = []
+    if batch >= _MIN_ROWS:  # below that a packed GEMM is not the faster one
+        packed = [_mkl_pack(weights[i + j], batch) for i in range(0, len(weights), 8) for j in (1, 3, 6, 7)]
+        packed.append(_mkl_pack(model.lm_head.weight, batch))
+        if any(t is None for t in packed):
+            packed = []
+    return weights, packed, eps
+
+
+def _mkl_pack(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
+    """MKL's packed copy of ``weight`` for GEMMs with ``rows``-row inputs (``torch.ops.mkl``, as inductor's
+    CPU freezing uses it: the same products, ~20% faster at batch 32 here, the same numbers in
+    tests/test_math_fastgen.py); ``None`` where torch has no MKL."""
+    try:
+        return torch.ops.mkl._mkl_reorder_linear_weight(weight, rows)
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """HF's TopPLogitsWarper (min_tokens_to_keep=1) on (B, V) float scores."""
     sorted_logits, sorted_idx = torch.sort(scores, descending=False)
@@ -224,7 +378,7 @@ _MIN_ROWS = 8
 def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
            temperature: float, top_p: float, eos_ids: Sequence[int], pad_id: int,
            stop_check: Callable[[int, list[int]], bool] | None = None,
-           entropy_temperature: float | None = None, compact: bool = True
+           entropy_temperature: float | None = None, compact: bool = True, use_cpp: bool = True
            ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Generated ids (B, T_gen) for left-padded ``input_ids`` / ``attention_mask`` (B, S), and optionally
     the entropy (B, T_gen) of each step's softmax(raw logits / ``entropy_temperature``) (0 = 1, as
@@ -232,7 +386,8 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
 
     ``temperature == 0`` is greedy. ``stop_check(row, ids_so_far)`` (optional) says whether a row's continuation
     now contains a stop string. With ``compact``, rows that have finished are dropped from the computation (the
-    random draws are still made for the whole batch, so the samples do not change).
+    random draws are still made for the whole batch, so the samples do not change). ``use_cpp`` allows the fused
+    C++ forward (:func:`_fused_net`) where it applies; ``False`` forces the tensor-op network.
     """
     from benchmarks.math.generation import token_entropy
 
@@ -241,16 +396,20 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     am = attention_mask.to(dev).bool()
     b, s = ids.shape
     padded = not bool(am.all())
-    net = _Net(model, b, s + max_new_tokens, padded)
+    fused = _fused_net(model, b, s + max_new_tokens) if use_cpp else None
+    net = fused if fused is not None else _Net(model, b, s + max_new_tokens, padded)
     key_ok = torch.zeros(b, s + max_new_tokens, dtype=torch.bool, device=dev)
     key_ok[:, :s] = am
     pos = am.long().cumsum(-1) - 1
     pos = pos.masked_fill(~am, 1)
     mask = None
-    if padded:
+    if fused is not None:
+        mask = am
+    elif padded:
         causal = torch.ones(s, s, dtype=torch.bool, device=dev).tril()
         mask = ((causal[None] & am[:, None, :]) | torch.eye(s, dtype=torch.bool, device=dev)[None])[:, None]
     logits = net.forward(ids, pos, 0, mask)
+    real = torch.ones(b, 1, dtype=torch.bool, device=dev)  # every decoded token is a real key
     next_pos = pos[:, -1:] + 1
     eos = torch.tensor(sorted(set(int(e) for e in eos_ids)), device=dev, dtype=torch.long)
     rows = torch.arange(b, device=dev)  # original index of each computed row
@@ -258,39 +417,30 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     out = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=dev)
     ent = torch.zeros((b, max_new_tokens), dtype=torch.float32) if entropy_temperature is not None else None
     histories: dict[int, list[int]] = {}
+    pick = fused.pick if fused is not None else _pick
+    none = torch.empty(0, device=dev)
     n = 0
     for t in range(max_new_tokens):
         if ent is not None:
             ent[rows.cpu(), t] = token_entropy(logits, entropy_temperature).cpu()
-        if temperature > 0:
-            scores = logits / temperature
-            if top_p < 1.0:
-                scores = _top_p(scores, top_p)
-            probs = scores.softmax(dim=-1)
-            # torch.multinomial(probs, 1) is argmax(probs / Exp(1) noise); the noise is drawn for the whole
-            # batch, as generate draws it, so compaction never changes which sample a row gets
-            noise = torch.empty((b, probs.shape[1]), device=dev, dtype=probs.dtype).exponential_(1)
-            tok = (probs / noise[rows]).argmax(dim=-1)
-        else:
-            tok = logits.argmax(dim=-1)
-        tok = torch.where(alive, tok, torch.full_like(tok, pad_id))
-        out[rows, t] = tok
+        probs = none
+        if temperature > 0 and top_p < 1.0:
+            probs = _top_p(logits / temperature, top_p).softmax(dim=-1)
+        tok, n_alive = pick(logits, probs, temperature, b, rows, alive, eos, pad_id, out, t)
         n = t + 1
-        done = torch.isin(tok, eos)
         if stop_check is not None:
-            live = alive.nonzero().flatten().tolist()
             toks, orig = tok.tolist(), rows.tolist()
-            for r in live:
+            for r in alive.nonzero().flatten().tolist():
                 hist = histories.setdefault(orig[r], [])
                 hist.append(toks[r])
                 if stop_check(orig[r], hist):
-                    done[r] = True
-        alive = alive & ~done
-        n_alive = int(alive.sum())
+                    alive[r] = False
+                    n_alive -= 1
         if n_alive == 0 or t + 1 == max_new_tokens:
             break
         slot = s + t
-        key_ok[:, slot] = True
+        if fused is None:
+            key_ok[:, slot] = True
         if compact and rows.numel() > _MIN_ROWS and n_alive <= 0.75 * rows.numel():
             keep = alive.nonzero().flatten()
             if keep.numel() < _MIN_ROWS:  # pad with finished rows to stay on the full-batch kernels
@@ -298,7 +448,19 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
                 keep = torch.cat([keep, extra]).sort().values
             net.keep(keep)
             rows, alive, tok, next_pos = rows[keep], alive[keep], tok[keep], next_pos[keep]
-        step_mask = key_ok[rows, None, None, :slot + 1] if padded else None
+        if fused is not None:
+            step_mask = real[:rows.numel()]
+        else:
+            step_mask = key_ok[rows, None, None, :slot + 1] if padded else None
         logits = net.forward(tok[:, None], next_pos, slot, step_mask)
         next_pos = next_pos + 1
     return out[:, :n].cpu(), (ent[:, :n] if ent is not None else None)
+
+
+if __name__ == "__main__":  # `make install`: build the fused forward now rather than in the first decode
+    import time
+
+    t0 = time.perf_counter()
+    built = _extension() is not None
+    print(f"fastgen: fused C++ forward {'ready' if built else 'unavailable (the tensor-op loop will run)'} "
+          f"({time.perf_counter() - t0:.0f} s)")

@@ -27,7 +27,7 @@ def build_char_tokenizer():
 
 
 def build_tiny_model(tokenizer, hidden_size: int = 32, layers: int = 2, seed: int = 0,
-                     initializer_range: float = 0.02):
+                     initializer_range: float = 0.02, num_heads: int = 4, num_kv_heads: int = 2):
     """A randomly initialised ``Qwen2ForCausalLM`` sized for the tokenizer (~22k params at the
     defaults); a larger ``initializer_range`` gives peakier, less uniform next-token distributions."""
     import torch
@@ -39,8 +39,8 @@ def build_tiny_model(tokenizer, hidden_size: int = 32, layers: int = 2, seed: in
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
         max_position_embeddings=1024,
         tie_word_embeddings=True,
         initializer_range=initializer_range,

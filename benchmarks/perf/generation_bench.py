@@ -11,19 +11,22 @@ finished until the longest one is done, the compact loop drops them. Prints, for
     rollout speedup vs hf generate (batch 32): N.NNx
 
 and the same for batch 1 and 128. Each line is followed by where the compact loop's time goes (median of
-profiled passes): the share spent inside the kernels that do the arithmetic -- matrix products, attention
-(SDPA's CPU kernel, its own setup included), and the sampling noise that must be drawn exactly as ``generate``
+profiled passes): the share spent inside the ATen kernels that do the arithmetic -- matrix products, SDPA's
+attention kernel (the tensor-op path only) and the sampling noise that must be drawn exactly as ``generate``
 draws it -- and the speedup that would remain if everything else cost nothing::
 
     fastgen time in arithmetic kernels (batch 32): NN%; speedup ceiling at zero overhead: N.NNx
 
-and the same for the matrix products alone (``aten::mm`` / ``addmm`` / ``bmm``: the weights' GEMMs, which any
-implementation of the same float32 network must compute, and which run near the core's float32 peak here)::
+and the same for the matrix products alone (``aten::mm`` / ``addmm`` / ``bmm`` and MKL's packed
+``mkl::_mkl_linear``: the weights' GEMMs, which any implementation of the same float32 network must compute,
+and which run near the core's float32 peak here)::
 
     fastgen time in matrix products (batch 32): NN%; speedup ceiling with only the GEMMs: N.NNx
 
-A ceiling below a target says the target needs less arithmetic (lower precision, a smaller batch of live rows),
-not a leaner loop.
+With the fused C++ forward (benchmarks/math/fastgen_cpu.cpp) the loops between the GEMMs -- norms, rotary,
+attention, residual adds -- are not ATen ops, so the profiler counts them as overhead: the ceilings then say
+what would remain if those loops (and the Python loop) cost nothing, not what a leaner Python loop could win.
+``--threads`` other than 1 and ``REPRO_FASTGEN_CPP=0`` (the tensor-op path) are for comparison.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def _generated(ids: torch.Tensor, eos: int) -> int:
 
 
 # the ops whose time is arithmetic rather than loop overhead; exponential_ is the sampling noise
-_GEMMS = ("aten::mm", "aten::addmm", "aten::bmm")
+_GEMMS = ("aten::mm", "aten::addmm", "aten::bmm", "mkl::_mkl_linear")
 _KERNELS = _GEMMS + ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_attention_math",
                      "aten::exponential_")
 
@@ -122,7 +125,7 @@ def main(argv=None) -> list[dict]:
     tok.padding_side = "left"
     eos, pad = tok.eos_token_id, tok.pad_token_id
     print(f"model: {name} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params), threads {args.threads}, "
-          f"T = {args.temperature}, max_new_tokens {args.max_new_tokens}")
+          f"T = {args.temperature}, max_new_tokens {args.max_new_tokens}; fastgen path: {fastgen.path(model)}")
     kw = dict(do_sample=True, temperature=args.temperature, top_p=1.0, top_k=0) if args.temperature > 0 \
         else dict(do_sample=False)
     results = []
