@@ -30,7 +30,8 @@ def _build(results: Path, out: Path, **kw) -> Path:
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("reports") / "tiny"
     wall = root.parent / "wall.json"
-    wall.write_text(json.dumps({"nano": 540.0, "entropy_mechanism": 960.0, "total": 2100.0}))
+    wall.write_text(json.dumps({"nano": 540.0, "entropy_mechanism": 960.0, "total": 2100.0,
+                                "note": "Measured with `time make reproduce`; 41.0 min before the change."}))
     md = _build(FIX, root / "v1", wall_times=str(wall))
     return md.read_text(), root / "v1"
 
@@ -212,6 +213,7 @@ def test_provenance_header(built):
     assert f"| entropy_mechanism | {len(runs)} | {total:.1f} | {span:.1f} |" in prov
     assert "Whole tiny reproduction: 35.0 min, over the 30-minute goal" in prov
     assert "largest stage is `entropy_mechanism` (16.0 min)" in prov
+    assert "Measured with `time make reproduce`; 41.0 min before the change." in prov  # the wall-times note
 
 
 def test_missing_tables_say_not_run(tmp_path):
@@ -323,6 +325,12 @@ def test_wall_times_from_snakemake_benchmark_files(tmp_path):
     assert read_wall_times(bench) == {"nano": 600.0, "ppl": 100.0}
     bad = tmp_path / "w.yaml"
     bad.write_text("nano: soon\n")
+    from repro.report.tables import wall_times_note
+
+    noted = tmp_path / "n.yaml"
+    noted.write_text("total: 60\nnote: before 90 s\n")
+    assert read_wall_times(noted) == {"total": 60.0} and wall_times_note(noted) == "before 90 s"
+    assert wall_times_note(bench) is None
     with pytest.raises(TableError, match="nano"):
         read_wall_times(bad)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from repro.report.format import md_table, shown_path
-from repro.report.tables import TABLES, provenance, read_wall_times
+from repro.report.tables import TABLES, provenance, read_wall_times, wall_times_note
 
 
 def config_source(path: Path, commit: str | None) -> tuple[bytes | None, str]:
@@ -111,6 +111,9 @@ class ProvenanceSection:
                 verdict = ("within" if total <= 30 * 60 else "over") + " the 30-minute goal for the tiny tier"
                 lines.append(f"Whole tiny reproduction: {total / 60:.1f} min, {verdict}"
                              + (f"; the largest stage is `{top[0]}` ({top[1] / 60:.1f} min)." if top else ".") + "\n")
+            note = wall_times_note(self.cfg.wall_times)
+            if note:
+                lines.append(note.strip() + "\n")
         return "\n".join(lines)
 
     def verify_lines(self) -> list[str]:

@@ -226,7 +226,8 @@ def provenance(tables: dict[str, pd.DataFrame | None]) -> dict:
 def read_wall_times(path: str | Path) -> dict[str, float]:
     """Wall times in seconds per stage from a JSON/YAML mapping, or a directory of Snakemake
     ``benchmark:`` TSV files (column ``s``; one file per job, summed per file-name stem prefix
-    before the first '.'). A key ``total`` (mapping only) is the whole reproduction's wall time."""
+    before the first '.'). A key ``total`` (mapping only) is the whole reproduction's wall time; a key ``note``
+    (text, mapping only) is left out here and read by :func:`wall_times_note`."""
     import yaml
 
     path = Path(path)
@@ -246,11 +247,27 @@ def read_wall_times(path: str | Path) -> dict[str, float]:
         raise TableError(f"{path}: expected a mapping stage -> seconds, got {type(data).__name__}")
     out = {}
     for k, v in data.items():
+        if k == "note":
+            continue
         try:
             out[str(k)] = float(v)
         except (TypeError, ValueError):
             raise TableError(f"{path}: wall time of {k!r} is not a number: {v!r}") from None
     return out
+
+
+def wall_times_note(path: str | Path) -> str | None:
+    """The ``note`` of a wall-times mapping (how the time was measured, a before/after comparison), or None."""
+    import yaml
+
+    path = Path(path)
+    if path.is_dir() or not path.exists():
+        return None
+    data = yaml.safe_load(path.read_text())
+    note = data.get("note") if isinstance(data, dict) else None
+    if note is not None and not isinstance(note, str):
+        raise TableError(f"{path}: 'note' must be text, got {type(note).__name__}")
+    return note
 
 
 SWEEP_POINT = re.compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$|^piql_(scratch|bc)$")
