@@ -103,9 +103,13 @@ def path(model) -> str:
     ``"hf generate"`` (not supported: the callers fall back)."""
     if not supports(model):
         return "hf generate"
+    return "fused C++" if _fused_applies(model) else "tensor ops"
+
+
+def _fused_applies(model) -> bool:
+    """Whether the fused C++ forward runs ``model``: float32 on the CPU, and the extension available."""
     w = model.lm_head.weight
-    cpp = w.device.type == "cpu" and w.dtype == torch.float32 and _extension() is not None
-    return "fused C++" if cpp else "tensor ops"
+    return w.device.type == "cpu" and w.dtype == torch.float32 and _extension() is not None
 
 
 def _cpu_tag() -> str:
@@ -314,12 +318,9 @@ def _fused_net(model, batch: int, max_len: int):
     float32 models on the CPU when the extension is available; else ``None``. Its ``forward(ids, pos, start,
     real)`` takes ``real`` (B, S) bool -- which new tokens are not padding -- instead of :class:`_Net`'s mask,
     and keeps the cache's padding slots itself."""
-    p = model.lm_head.weight
-    if p.device.type != "cpu" or p.dtype != torch.float32:
+    if not _fused_applies(model):
         return None
-    ext = _extension()
-    if ext is None:
-        return None
+    p, ext = model.lm_head.weight, _extension()
     cfg, none = model.config, torch.empty(0)
     n_heads = cfg.num_attention_heads
     weights, packed, eps = _prepared(model, batch)
@@ -378,7 +379,7 @@ _MIN_ROWS = 8
 def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
            temperature: float, top_p: float, eos_ids: Sequence[int], pad_id: int,
            stop_check: Callable[[int, list[int]], bool] | None = None,
-           entropy_temperature: float | None = None, compact: bool = True, use_cpp: bool = True
+           entropy_temperature: float | None = None, compact: bool = True
            ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Generated ids (B, T_gen) for left-padded ``input_ids`` / ``attention_mask`` (B, S), and optionally
     the entropy (B, T_gen) of each step's softmax(raw logits / ``entropy_temperature``) (0 = 1, as
@@ -386,8 +387,8 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
 
     ``temperature == 0`` is greedy. ``stop_check(row, ids_so_far)`` (optional) says whether a row's continuation
     now contains a stop string. With ``compact``, rows that have finished are dropped from the computation (the
-    random draws are still made for the whole batch, so the samples do not change). ``use_cpp`` allows the fused
-    C++ forward (:func:`_fused_net`) where it applies; ``False`` forces the tensor-op network.
+    random draws are still made for the whole batch, so the samples do not change). The network is the fused C++
+    one (:func:`_fused_net`) where it applies (``REPRO_FASTGEN_CPP=0`` forces the tensor-op one).
     """
     from benchmarks.math.generation import token_entropy
 
@@ -396,10 +397,12 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_
     am = attention_mask.to(dev).bool()
     b, s = ids.shape
     padded = not bool(am.all())
-    fused = _fused_net(model, b, s + max_new_tokens) if use_cpp else None
+    fused = _fused_net(model, b, s + max_new_tokens)
     net = fused if fused is not None else _Net(model, b, s + max_new_tokens, padded)
-    key_ok = torch.zeros(b, s + max_new_tokens, dtype=torch.bool, device=dev)
-    key_ok[:, :s] = am
+    key_ok = None  # tensor-op network: which cache slots hold real tokens (the fused one keeps its own)
+    if fused is None:
+        key_ok = torch.zeros(b, s + max_new_tokens, dtype=torch.bool, device=dev)
+        key_ok[:, :s] = am
     pos = am.long().cumsum(-1) - 1
     pos = pos.masked_fill(~am, 1)
     mask = None
