@@ -117,6 +117,35 @@ def test_sampling_distribution_matches_generate(tok):
     assert worst < 5.0, worst
 
 
+@pytest.mark.parametrize("scale", [0.1, 1.0, 4.0, 30.0], ids=["flat", "soft", "peaked", "near-greedy"])
+def test_pick_draws_what_multinomial_draws(tok, impl, scale):
+    """Each picker (the fused one makes the Exp(1) noise itself) returns, for every computed row, the token
+    torch.multinomial draws from softmax(logits / T) of the whole batch with the same seed, and leaves the
+    generator where multinomial leaves it; finished rows get the pad id and EOS clears `alive`."""
+    torch.set_num_threads(1)
+    model = build_tiny_model(tok, hidden_size=32, layers=2)
+    batch, vocab = 37, model.lm_head.weight.shape[0]
+    net = fastgen._fused_net(model, batch, 8)
+    pick = net.pick if impl == "cpp" else fastgen._pick
+    g = torch.Generator().manual_seed(int(scale * 10))
+    for trial in range(60):
+        rows = torch.randperm(batch, generator=g)[:int(torch.randint(1, batch + 1, (1,), generator=g))].sort().values
+        full = torch.randn(batch, vocab, generator=g) * scale
+        temperature = (0.7, 1.0, 1.3)[trial % 3]
+        alive = torch.rand(rows.numel(), generator=g) > 0.2
+        eos = torch.randint(0, vocab, (2,), generator=g)
+        torch.manual_seed(trial)
+        ref = torch.multinomial((full / temperature).softmax(-1), 1)[:, 0][rows]
+        after_ref = torch.rand(4)
+        torch.manual_seed(trial)
+        out, still = torch.full((batch, 3), -1), alive.clone()
+        tokens, n_alive = pick(full[rows], torch.empty(0), temperature, batch, rows, still, eos, 0, out, 1)
+        assert torch.equal(torch.rand(4), after_ref)  # the same random numbers consumed
+        assert torch.equal(tokens, torch.where(alive, ref, 0))
+        assert torch.equal(out[rows, 1], tokens)
+        assert torch.equal(still, alive & ~torch.isin(ref, eos)) and n_alive == int(still.sum())
+
+
 def test_generate_hf_uses_the_fast_path_with_identical_results(tok, monkeypatch):
     """generate_hf (texts, token ids, lengths, finish reasons, entropies, stop strings) is unchanged by the
     fast path, and REPRO_FASTGEN=0 turns it off."""
@@ -139,12 +168,14 @@ def test_generate_hf_uses_the_fast_path_with_identical_results(tok, monkeypatch)
     assert not fastgen.supports(model)
 
 
-def test_decoding_follows_in_place_weight_updates(tok):
+@pytest.mark.parametrize("rows", [10, 20], ids=["unpacked", "packed"])
+def test_decoding_follows_in_place_weight_updates(tok, rows):
     """After an optimiser step the next decode uses the new weights -- also with fused AdamW, which updates
-    parameters without bumping their version counters (a cache keyed on them once served stale rollouts)."""
+    parameters without bumping their version counters (a cache keyed on them once served stale rollouts) --
+    with and without the fused network's packed weights (batches of 16+)."""
     torch.set_num_threads(1)
     model = build_tiny_model(tok, hidden_size=32, layers=2, seed=1, initializer_range=0.3)
-    enc, eos = _enc(tok, PROBLEMS[:10]), _eos(tok)
+    enc, eos = _enc(tok, PROBLEMS[:rows]), _eos(tok)
     before = _fast(model, tok, enc, eos, 0)
     opt = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)
     for p in model.parameters():

@@ -20,12 +20,13 @@ otherwise, and the environment variable ``REPRO_FASTGEN=0`` turns the fast path 
 
 Two implementations of the network, one loop:
 
-* **fused C++** (``fastgen_cpu.cpp``, float32 on the CPU: the nano tiers): the whole forward pass is one call
-  per step; GEMMs through MKL (packed weights at full batch), the loops between them in C++. It is compiled
-  on first use by torch's extension loader (~30 s, cached; needs a C++ compiler, which ``make install``
-  checks) and sums in another order than ATen, so its logits differ from ``generate``'s in the last bits
-  (~1e-6 relative): tokens are the same unless two candidates tie to that precision (none did in the tests or
-  the benchmark). Without a compiler, or with ``REPRO_FASTGEN_CPP=0``, the tensor-op network runs instead.
+* **fused C++** (``fastgen_cpu.cpp``, float32 on the CPU: the nano tiers): the whole forward pass is one call per
+  step; GEMMs through MKL (weights packed once per decode at batches of 16+), the loops between them and the
+  sampling (``torch.multinomial``'s own random numbers, made in C++ from the same generator) in C++. It is
+  compiled on first use by torch's extension loader (~30 s, cached; needs a C++ compiler, which ``make install``
+  checks) and sums in another order than ATen, so its logits differ from ``generate``'s in the last bits (~1e-6
+  relative): tokens are the same unless two candidates tie to that precision (none did in the tests or the
+  benchmark). Without a compiler, or with ``REPRO_FASTGEN_CPP=0``, the tensor-op network runs instead.
 * **tensor ops** (:class:`_Net`, any device and dtype): the same ops as transformers' SDPA integration, bit
   for bit.
 
@@ -323,41 +324,45 @@ def _fused_net(model, batch: int, max_len: int):
     p, ext = model.lm_head.weight, _extension()
     cfg, none = model.config, torch.empty(0)
     n_heads = cfg.num_attention_heads
-    weights, packed, eps = _prepared(model, batch)
+    weights, eps = _prepared(model)
     cos, sin = _rope_tables(model, max_len)
     head_b = getattr(model.lm_head, "bias", None)
+    # batches of _PACK_ROWS+ rows run every product on MKL-packed weights (packed in C++, see pack_weights there)
+    pack = batch >= _PACK_ROWS and _mkl_packs()
     return ext.FusedNet(model.model.embed_tokens.weight, model.model.norm.weight, _eps(model.model.norm), p,
-                        none if head_b is None else head_b, weights, packed, batch, eps, n_heads,
+                        none if head_b is None else head_b, weights, pack, eps, n_heads,
                         getattr(cfg, "num_key_value_heads", None) or n_heads,
                         getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads, cos, sin, batch, max_len)
 
 
-def _prepared(model, batch: int) -> tuple[list, list, list]:
-    """(weights, packed, eps) for :class:`FusedNet` (see fastgen_cpu.cpp), built anew for every decode: the
-    stacked and packed copies must follow each optimiser step, and fused AdamW updates the weights without
-    bumping their version counters (measured), so there is no cheap test for "unchanged"."""
+def _prepared(model) -> tuple[list, list]:
+    """(weights, eps) for :class:`FusedNet` (see fastgen_cpu.cpp), built anew for every decode: the stacked (and,
+    in C++, packed) copies must follow each optimiser step, and fused AdamW updates the weights without bumping
+    their version counters (measured), so there is no cheap test for "unchanged"."""
     none, weights, eps = torch.empty(0), [], []
     for L in _layers(model):
         weights += [L.ln1, L.qkv_w, none if L.qkv_b is None else L.qkv_b, L.o_w,
                     none if L.o_b is None else L.o_b, L.ln2, L.gate_up, L.down]
         eps += [L.ln1_eps, L.ln2_eps]
-    packed = []
-    if batch >= _MIN_ROWS:  # below that a packed GEMM is not the faster one
-        packed = [_mkl_pack(weights[i + j], batch) for i in range(0, len(weights), 8) for j in (1, 3, 6, 7)]
-        packed.append(_mkl_pack(model.lm_head.weight, batch))
-        if any(t is None for t in packed):
-            packed = []
-    return weights, packed, eps
+    return weights, eps
 
 
-def _mkl_pack(weight: torch.Tensor, rows: int) -> torch.Tensor | None:
-    """MKL's packed copy of ``weight`` for GEMMs with ``rows``-row inputs (``torch.ops.mkl``, as inductor's
-    CPU freezing uses it: the same products, ~20% faster at batch 32 here, the same numbers in
-    tests/test_math_fastgen.py); ``None`` where torch has no MKL."""
-    try:
-        return torch.ops.mkl._mkl_reorder_linear_weight(weight, rows)
-    except (AttributeError, RuntimeError):
-        return None
+_MKL_PACKS = None
+
+
+def _mkl_packs() -> bool:
+    """Whether torch has MKL's packed GEMM (``torch.ops.mkl._mkl_reorder_linear_weight`` / ``_mkl_linear``, as
+    inductor's CPU freezing uses them: the same products, ~20% faster at batch 32 here, the same numbers in
+    tests/test_math_fastgen.py)."""
+    global _MKL_PACKS
+    if _MKL_PACKS is None:
+        try:
+            w = torch.ones(4, 4)
+            torch.ops.mkl._mkl_linear(torch.ones(8, 4), torch.ops.mkl._mkl_reorder_linear_weight(w, 8), w, None, 8)
+            _MKL_PACKS = True
+        except (AttributeError, RuntimeError):
+            _MKL_PACKS = False
+    return _MKL_PACKS
 
 
 def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -371,8 +376,14 @@ def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 # GEMMs of fewer rows take another kernel whose rounding differs: never compact below this many rows, so every
-# row's numbers stay those of the full batch (measured: rows are bit-identical for 7+ rows, not for 1-5).
+# row's numbers stay those of the full batch (measured: rows are bit-identical for 7+ rows, not for 1-5, with
+# 128 inputs per row; with 384, as the nano MLP's down projection, only for 16+, where the fused network's
+# packed products keep them so).
 _MIN_ROWS = 8
+# the fewest rows for which the fused network packs its weights (MKL's packed product of any 2+ rows has the
+# numbers of an unpacked product of 16+, measured for every nano weight shape: smaller batches keep the
+# unpacked products, as ``generate`` computes them)
+_PACK_ROWS = 16
 
 
 @torch.inference_mode()

@@ -3,16 +3,17 @@
     python -m benchmarks.perf.generation_bench                      # the trained nano model if present
     python -m benchmarks.perf.generation_bench --model none          # a random nano-sized model
 
-Both sides decode the same prompts with the same seed, side by side in one run, on one thread, and must return
-the same tokens (checked: greedy and sampled). Tokens/s counts the generated tokens of every row up to and
-including its EOS -- what an RL rollout or an evaluation gets; ``generate`` keeps computing rows that have
-finished until the longest one is done, the compact loop drops them. Prints, for a script to read::
+Both sides decode the same prompts with the same seed, side by side in one run (timed passes alternate between
+them), on one thread, and must return the same tokens (checked: greedy and sampled). Tokens/s counts the generated
+tokens of every row up to and including its EOS -- what an RL rollout or an evaluation gets; ``generate`` keeps
+computing rows that have finished until the longest one is done, the compact loop drops them. Prints, for a script
+to read::
 
     rollout speedup vs hf generate (batch 32): N.NNx
 
 and the same for batch 1 and 128. Each line is followed by where the compact loop's time goes (median of
-profiled passes): the share spent inside the ATen kernels that do the arithmetic -- matrix products, SDPA's
-attention kernel (the tensor-op path only) and the sampling noise that must be drawn exactly as ``generate``
+profiled passes): the share spent inside the ATen kernels that do the arithmetic -- matrix products and, on the
+tensor-op path only, SDPA's attention kernel and the sampling noise that must be drawn exactly as ``generate``
 draws it -- and the speedup that would remain if everything else cost nothing::
 
     fastgen time in arithmetic kernels (batch 32): NN%; speedup ceiling at zero overhead: N.NNx
@@ -24,7 +25,8 @@ and which run near the core's float32 peak here)::
     fastgen time in matrix products (batch 32): NN%; speedup ceiling with only the GEMMs: N.NNx
 
 With the fused C++ forward (benchmarks/math/fastgen_cpu.cpp) the loops between the GEMMs -- norms, rotary,
-attention, residual adds -- are not ATen ops, so the profiler counts them as overhead: the ceilings then say
+attention, SiLU, residual adds, the sampling and its noise -- are not ATen ops, so the profiler counts them as
+overhead: the ceilings then say
 what would remain if those loops (and the Python loop) cost nothing, not what a leaner Python loop could win.
 ``--threads`` other than 1 and ``REPRO_FASTGEN_CPP=0`` (the tensor-op path) are for comparison.
 """
@@ -49,7 +51,7 @@ class GenBenchArgs:
     prompts: int = 128  # prompts per measurement (batch 1: the first 16)
     max_new_tokens: int = 64  # generation budget per completion
     temperature: float = 1.0  # rollout temperature (0 = greedy)
-    repeats: int = 3  # timed passes per side (the median is reported)
+    repeats: int = 5  # timed passes per side, alternated between the sides (the median is reported)
     threads: int = 1  # torch CPU threads
     seed: int = 0  # sampling seed
     out: str | None = None  # optional JSON file for the measurements
@@ -76,13 +78,17 @@ def _model_and_prompts(args: GenBenchArgs):
     return model, tok, [build_prompt(p, "plain") for p in problems], name
 
 
-def _time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2], out
+def _time_pair(fa, fb, repeats: int) -> tuple[float, object, float, object]:
+    """Median seconds and last output of ``fa`` and of ``fb`` over ``repeats`` passes each, alternated (a, b, b,
+    a, ...) so that a drift in the machine's speed during the run falls on both sides alike."""
+    times, outs = ([], []), [None, None]
+    for r in range(repeats):
+        for k in ((0, 1) if r % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            outs[k] = (fa, fb)[k]()
+            times[k].append(time.perf_counter() - t0)
+    med = [sorted(t)[len(t) // 2] for t in times]
+    return med[0], outs[0], med[1], outs[1]
 
 
 def _generated(ids: torch.Tensor, eos: int) -> int:
@@ -154,8 +160,7 @@ def main(argv=None) -> list[dict]:
 
         hf()  # warm-up
         fast()
-        t_hf, ref = _time(hf, args.repeats)
-        t_fast, got = _time(fast, args.repeats)
+        t_hf, ref, t_fast, got = _time_pair(hf, fast, args.repeats)
         same = all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(ref, got))
         n_tok = sum(_generated(o, eos) for o in ref)
         row = {"batch_size": bs, "tokens": n_tok, "hf_s": t_hf, "fast_s": t_fast, "hf_tokens_per_s": n_tok / t_hf,
