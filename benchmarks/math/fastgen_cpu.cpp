@@ -232,15 +232,14 @@ class FusedNet {
   }
 
   // One decode step's tokens for the computed rows, from their float32 logits (R, V), as the Python loop picks
-  // them (fastgen._pick): greedy argmax at temperature 0, else torch.multinomial's draw --
-  // argmax(softmax(logits / T) / noise) with Exp(1) noise for all `batch` rows made as ATen's exponential_
-  // makes it when generate draws it (uniforms53 + exp_argmax: the same random numbers, the generator left in
-  // the same state, the log1p skipped where it cannot matter) and row `rows[i]`'s noise for row i. The softmax and the argmax are
-  // loops here (NaN logits are not expected from a float32 nano model; argmax would pick them, these loops
-  // would not). `probs` (R, V), if non-empty, replaces softmax(logits / T) (the top-p
-  // path). Finished rows (`alive` false) get `pad_id`; the tokens are written to out[rows, t], and `alive` (R,)
-  // is cleared in place where a live row emits an EOS id in `eos`. Returns the tokens (R,) and the number of
-  // rows still alive.
+  // them (fastgen._pick): greedy argmax at temperature 0, else torch.multinomial's draw -- argmax(softmax(logits
+  // / T) / noise) with Exp(1) noise for all `batch` rows made as ATen's exponential_ makes it when generate draws
+  // it (uniforms53 + exp_argmax: the same random numbers, the generator left in the same state, the log1p skipped
+  // where it cannot matter) and row `rows[i]`'s noise for row i. The softmax and the argmax are loops here (NaN
+  // logits are not expected from a float32 nano model; argmax would pick them, these loops would not). `probs`
+  // (R, V), if non-empty, replaces softmax(logits / T) (the top-p path). Finished rows (`alive` false) get
+  // `pad_id`; the tokens are written to out[rows, t], and `alive` (R,) is cleared in place where a live row emits
+  // an EOS id in `eos`. Returns the tokens (R,) and the number of rows still alive.
   std::tuple<at::Tensor, int64_t> pick(const at::Tensor& logits, const at::Tensor& probs, double temperature,
                                        int64_t batch, const at::Tensor& rows, at::Tensor alive,
                                        const at::Tensor& eos, int64_t pad_id, at::Tensor out, int64_t t) {
