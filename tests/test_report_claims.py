@@ -229,3 +229,14 @@ def test_not_below_bc_start_is_judged_on_each_dataset_kind():
     hom = C.judge(by_name["CPL does not end below its BC start (homogeneous)"], t)
     assert het.verdict == "reproduced" and hom.verdict == "not reproduced"
     assert "button-press -39" in hom.reason and het.mean == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("em,words", [(5.10, "barely moves them"), (4.90, "EM lowers it by 0.200"),
+                                      (5.40, "EM raises it by 0.300")])
+def test_skew_reason_says_which_way_em_moved_the_skewness(em, words):
+    """'barely moves' only for a change below 0.05; otherwise the direction and size (a seed-set-1 run had EM
+    lowering it by 0.178, which 'barely' misdescribed)."""
+    rows = [("one_shot_em", m, "n", "arith_test", s, -1, "logit_skewness", v)
+            for s in range(2) for m, v in (("base", 5.10), ("one_shot_em", em))]
+    text = C._skew_reason({"one_shot_em": _table(rows)})
+    assert "skewness 5.100 (base)" in text and words in text
