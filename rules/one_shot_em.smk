@@ -224,7 +224,10 @@ def osem_skew_model(which, model, seed):
 
 
 def osem_skew_args(wc, seed):
-    return cli(dict(model=osem_skew_model(wc.which, wc.model, seed)[0],
+    # every subject but the base is also measured on the base model's samples (the same steps; the docstring of
+    # methods/one_shot_em/skewness.py)
+    ref = None if wc.which == "base" else osem_skew_model("base", wc.model, seed)[0]
+    return cli(dict(model=osem_skew_model(wc.which, wc.model, seed)[0], reference_model=ref,
                     out=work("one_shot_em", wc.model, "skew", wc.which, f"seed{seed}"),
                     data_dir=osem_data_dir(), dataset=_SKEW["dataset"], n_prompts=_SKEW["n_prompts"],
                     temperature=_SKEW["temperature"], max_new_tokens=_SKEW["max_new_tokens"],
@@ -236,7 +239,8 @@ rule osem_skewness:
     """Mean scipy skewness of full-vocab logits per generated step (20 prompts, T = 0.6)."""
     priority: 10
     input:
-        lambda wc: [p for s in job_seeds(wc, _skew_seeds()) for p in osem_skew_model(wc.which, wc.model, s)[1]],
+        lambda wc: [p for s in job_seeds(wc, _skew_seeds()) for w in {wc.which, "base"}
+                    for p in osem_skew_model(w, wc.model, s)[1]],
     output:
         seed_outputs(_skew_seeds(), "one_shot_em", "{model}", "skew", "{which}", "seed{seed}", "metrics.json"),
     log:

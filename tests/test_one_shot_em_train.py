@@ -176,6 +176,13 @@ def test_select_and_skewness_entry_points(tiny_model_dir, tmp_path):
     steps = [json.loads(x) for x in (skew_dir / "skew_steps.jsonl").read_text().splitlines()]
     assert len(steps) == 2 and all(1 <= s["steps"] <= 5 and len(s["skew"]) == s["steps"] for s in steps)
     assert rows[0]["value"] == pytest.approx(np.mean([s["mean_skew"] for s in steps]))
+    # the model as its own reference: the same seeded samples, so the teacher-forced logits are generate's
+    ref_dir = tmp_path / "skew_ref"
+    skew_main(["--model", str(tiny_model_dir), "--out", str(ref_dir), "--data-dir", str(data), "--dataset", "test",
+               "--n-prompts", "2", "--max-new-tokens", "5", "--method", "x", "--reference-model", str(tiny_model_dir)])
+    got = {r["metric"]: r["value"] for r in json.loads((ref_dir / "metrics.json").read_text())["rows"]}
+    assert got["logit_skewness"] == rows[0]["value"]
+    assert got["logit_skewness_on_reference"] == pytest.approx(got["logit_skewness"], rel=1e-5)
 
 
 def test_prompt_metrics_come_from_the_selection_file(tmp_path):

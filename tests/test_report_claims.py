@@ -118,6 +118,16 @@ def test_measured_reasons_read_the_tables():
     assert "4 validation points per seed, updates 0-12" in text and "40% -> 90%" in text
     assert "falling monotonically in 1 of 2 seeds" in text  # seed 1's entropy is constant
     assert "+5, +5 pp" in text
+    # after the window (step 12 -> 100): seed 0's entropy 0.097 -> 0.075, seed 1's constant 0.1; accuracy flat
+    assert "entropy goes 0.099 -> 0.088 nats while validation accuracy moves +0.0 pp" in text
+    assert "not one exponential function" in text
+    assert "RMSE" not in text  # no pooled fit row in these tables
+
+    rows = [("nano", "base", "n", "arith_test", s, -1, m, v) for s in range(2)
+            for m, v in (("maj@8_t1", 0.6 + 0.02 * s), ("pass@8_t1", 0.85), ("maj@4_t1", 0.1))]
+    assert ("(maj@8) on 61.0% of arith_test and contain it (pass@8) on 85.0%: on the other 24.0% a right answer"
+            in C._consensus_reason({"nano": _table(rows)}))
+    assert C._consensus_reason({"nano": _table(rows[:1])}) == ""  # no pass@k row: nothing to say
 
 
 def test_em_reason_reads_the_prompt_rank_runs():
@@ -239,4 +249,15 @@ def test_skew_reason_says_which_way_em_moved_the_skewness(em, words):
     rows = [("one_shot_em", m, "n", "arith_test", s, -1, "logit_skewness", v)
             for s in range(2) for m, v in (("base", 5.10), ("one_shot_em", em))]
     text = C._skew_reason({"one_shot_em": _table(rows)})
-    assert "skewness 5.100 (base)" in text and words in text
+    assert "skewness 5.100 (base)" in text and words in text and "same steps" not in text
+
+
+def test_skew_reason_reports_the_shift_on_the_base_samples_paired_by_seed():
+    """EM lower on its own samples but higher on the base's (the composition effect measured at 9e52ed4): the
+    reason gives the paired difference and in how many seeds it is positive."""
+    rows = [("one_shot_em", m, "n", "arith_test", s, -1, metric, v)
+            for s, (base, em, ref) in enumerate([(5.19, 5.12, 5.20), (5.07, 5.05, 5.08), (5.06, 5.07, 5.05)])
+            for m, metric, v in (("base", "logit_skewness", base), ("one_shot_em", "logit_skewness", em),
+                                 ("one_shot_em", "logit_skewness_on_reference", ref))]
+    text = C._skew_reason({"one_shot_em": _table(rows)})
+    assert "EM's logits give 5.110, +0.003 against the base (higher in 2 of 3 seeds)" in text

@@ -16,6 +16,7 @@ UNITS = {
     "semantic_entropy": "nats",
     "loss": "loss value",
     "logit_skewness": "skewness, unitless",
+    "logit_skewness_on_reference": "skewness, unitless",
     "cov": "covariance, unitless",
     "cov_mean": "covariance, unitless",
     "entropy_correct_t1": "nats / token",

@@ -100,6 +100,11 @@ class PaperFindings:
             out.append("Logit skewness (mean over seeds): " + ", ".join(
                 f"`{k}` {fmt('logit_skewness', v)}" for k, v in vals.items()) +
                 " (paper: EM more right-skewed, RL more left-skewed).")
+        ref = final_rows(df, "logit_skewness_on_reference")
+        if not ref.empty:
+            vals = ref.groupby("method")["value"].mean()
+            out.append("The same subjects' logits on the base model's samples (the same steps, teacher-forced): " +
+                       ", ".join(f"`{k}` {fmt('logit_skewness', v)}" for k, v in vals.items()) + ".")
         return out
 
     def claims_empo(self, hdf: pd.DataFrame, metric: str) -> list[str]:
