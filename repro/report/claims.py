@@ -303,9 +303,8 @@ def _law_reason(t: Tables, frac: float = 0.15) -> str:
         h = [float(e[s + 1]) for s in w["step"] if s + 1 in e.index]
         ents += h
         monotone.append(bool(np.all(np.diff(h) < 0)))
-        rest = [(float(e[st + 1]) if st + 1 in e.index else float(e.iloc[-1]), float(a))
-                for st, a in zip(v["step"].iloc[k - 1:], v["value"].iloc[k - 1:])]
-        after.append((rest[0], rest[-1]))
+        paired = lambda i: (float(e.get(v["step"].iloc[i] + 1, e.iloc[-1])), float(v["value"].iloc[i]))  # noqa: E731
+        after.append((paired(k - 1), paired(-1)))  # the window's last point and the run's last
     if not ents:
         return f"early ceiling - final validation accuracy per seed = {per_seed} pp"
     pts = f"{min(n_fit)}" if min(n_fit) == max(n_fit) else f"{min(n_fit)}-{max(n_fit)}"

@@ -94,17 +94,15 @@ class PaperFindings:
         if len(order) == 2:
             out.append(f"Ordering: EM→RL {fmt(metric, order['em_then_rl'])} vs RL→EM {fmt(metric, order['rl_then_em'])} "
                        f"(paper: EM→RL keeps the gain, RL→EM degrades).")
-        sk = final_rows(df, "logit_skewness")
-        if not sk.empty:
-            vals = sk.groupby("method")["value"].mean()
-            out.append("Logit skewness (mean over seeds): " + ", ".join(
-                f"`{k}` {fmt('logit_skewness', v)}" for k, v in vals.items()) +
-                " (paper: EM more right-skewed, RL more left-skewed).")
-        ref = final_rows(df, "logit_skewness_on_reference")
-        if not ref.empty:
-            vals = ref.groupby("method")["value"].mean()
-            out.append("The same subjects' logits on the base model's samples (the same steps, teacher-forced): " +
-                       ", ".join(f"`{k}` {fmt('logit_skewness', v)}" for k, v in vals.items()) + ".")
+        for metric, lead, tail in (
+                ("logit_skewness", "Logit skewness (mean over seeds): ",
+                 " (paper: EM more right-skewed, RL more left-skewed)."),
+                ("logit_skewness_on_reference",
+                 "The same subjects' logits on the base model's samples (the same steps, teacher-forced): ", ".")):
+            sk = final_rows(df, metric)
+            if not sk.empty:
+                vals = sk.groupby("method")["value"].mean()
+                out.append(lead + ", ".join(f"`{k}` {fmt('logit_skewness', v)}" for k, v in vals.items()) + tail)
         return out
 
     def claims_empo(self, hdf: pd.DataFrame, metric: str) -> list[str]:
