@@ -80,6 +80,7 @@ rule entmech_law:
             runs=[work("entropy_mechanism", wc.model, wc.method, f"seed{s}") for s in ENTMECH["seeds"]],
             seeds=ENTMECH["seeds"], method=wc.method, model_name=wc.model, dataset=ENTMECH["val_split"],
             early_fit_fraction=ENTMECH["law"].get("early_fit_fraction", 0.15),
+            steps_per_rollout=entmech_plan.steps_per_rollout(ENTMECH, wc.model),
             out=work("entropy_mechanism", wc.model, "law", wc.method))),
     conda:
         "../envs/llm-cpu.yaml"

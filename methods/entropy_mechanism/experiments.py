@@ -19,6 +19,14 @@ def train_options(cfg: dict, model_name: str) -> dict[str, Any]:
     return {**cfg["train"], **over.get("train", {})}
 
 
+def steps_per_rollout(cfg: dict, model_name: str) -> int:
+    """Optimiser steps each rollout feeds (``ppo_minibatches``, train_rl's default when unset): the law's entropy
+    is one value per rollout over that many logged steps."""
+    from methods.engine.train_rl import TrainRLArgs
+
+    return int(train_options(cfg, model_name).get("ppo_minibatches", TrainRLArgs.ppo_minibatches))
+
+
 def method_spec(cfg: dict, method: str, model_name: str) -> dict[str, Any]:
     if method not in cfg["methods"]:
         raise ValueError(f"entropy_mechanism: unknown method {method!r}; configured: {sorted(cfg['methods'])}")

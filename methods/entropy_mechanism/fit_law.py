@@ -4,11 +4,12 @@
         --seeds 0,1 --method grpo --model-name nano --dataset arith_test --out work/tiny/entropy_mechanism/nano/law/grpo
 
 Points: each validation row ``val/acc`` at optimiser step v of ``train_log.jsonl`` is paired with the policy
-entropy of the model that was validated, i.e. the entropy logged with step v + 1 (TRL logs a step's metrics,
-measured during its forward passes, after its update); the last validation (after the final update) uses the
-last logged entropy, one update older. Rows (paper entropy_mechanism, step -1):
+entropy of the model that was validated: the mean entropy of the rollout it generated next, over that rollout's
+``steps_per_rollout`` optimiser steps (law.pair_with_rollout_entropy; one entropy per rollout, as the official code
+logs it). Rows (paper entropy_mechanism, step -1):
 ``law_a``, ``law_b``, ``law_ceiling`` (= b - a), ``law_fit_rmse``, ``law_n_points`` of the fit pooled over
-all seeds (seed empty), and ``law_early_fit_rmse`` / ``law_early_ceiling`` per seed (fit on the first
+all seeds and ``law_steps_per_rollout`` (the pairing's k, so the report pairs the table's rows the same way; seed
+empty), and ``law_early_fit_rmse`` / ``law_early_ceiling`` per seed (fit on the first
 ``early_fit_fraction`` of that run's points: RMSE on the rest, and the ceiling b - a that the early fit
 predicts) plus their means over seeds (seed empty).
 """
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from methods.entropy_mechanism.law import early_fit, fit_entropy_law, predict, predicted_ceiling
+from methods.entropy_mechanism.law import (early_fit, fit_entropy_law, pair_with_rollout_entropy, predict,
+                                           predicted_ceiling)
 from repro.cli import parse_dataclass
 
 
@@ -36,11 +38,13 @@ class FitLawArgs:
     dataset: str = "val"  # results: dataset column (the validation split)
     metric: str = "val/acc"  # the score column of train_log.jsonl
     early_fit_fraction: float = 0.15  # fraction of the first points used by the early fit
+    steps_per_rollout: int = 1  # optimiser steps per rollout (ppo_minibatches): one entropy per rollout
     out: str = "work/tiny/entropy_mechanism/law"  # output directory (metrics.json, points.json)
 
 
-def law_points(log_path: str | Path, metric: str = "val/acc") -> tuple[list[float], list[float], list[int]]:
-    """(entropy, score, step) pairs of one run's train_log.jsonl, in step order."""
+def law_points(log_path: str | Path, metric: str = "val/acc", steps_per_rollout: int = 1
+               ) -> tuple[list[float], list[float], list[int]]:
+    """(entropy, score, step) points of one run's train_log.jsonl, in step order."""
     entropy, vals = {}, {}
     for i, line in enumerate(Path(log_path).read_text().splitlines(), 1):
         if not line.strip():
@@ -56,16 +60,7 @@ def law_points(log_path: str | Path, metric: str = "val/acc") -> tuple[list[floa
             vals[step] = float(rec[metric])
     if not entropy:
         raise ValueError(f"{log_path}: no entropy rows")
-    last = max(entropy)
-    h, r, steps = [], [], []
-    for v in sorted(vals):
-        e = entropy.get(v + 1, entropy[last] if v >= last else None)
-        if e is None:
-            continue
-        h.append(e)
-        r.append(vals[v])
-        steps.append(v)
-    return h, r, steps
+    return pair_with_rollout_entropy(entropy, vals, steps_per_rollout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                                               args.dataset, seed, -1, metric, float(value))
     rows, all_h, all_r, per_run, early = [], [], [], {}, []
     for run, seed in zip(args.runs, args.seeds):
-        h, r, steps = law_points(Path(run) / "train_log.jsonl", args.metric)
+        h, r, steps = law_points(Path(run) / "train_log.jsonl", args.metric, args.steps_per_rollout)
         per_run[str(seed)] = {"entropy": h, "score": r, "step": steps}
         all_h += h
         all_r += r
@@ -96,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     a, b = fit_entropy_law(all_h, all_r)
     rmse = float(np.sqrt(np.mean((predict(all_h, a, b) - np.asarray(all_r)) ** 2)))
     rows += [row(None, "law_a", a), row(None, "law_b", b), row(None, "law_ceiling", predicted_ceiling(a, b)),
-             row(None, "law_fit_rmse", rmse), row(None, "law_n_points", len(all_h))]
+             row(None, "law_fit_rmse", rmse), row(None, "law_n_points", len(all_h)),
+             row(None, "law_steps_per_rollout", args.steps_per_rollout)]
     if early:
         rows.append(row(None, "law_early_fit_rmse", float(np.mean([e[0] for e in early]))))
         rows.append(row(None, "law_early_ceiling", float(np.mean([e[1] for e in early]))))

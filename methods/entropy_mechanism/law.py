@@ -12,7 +12,44 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["fit_entropy_law", "predict", "predicted_ceiling", "early_fit"]
+__all__ = ["fit_entropy_law", "predict", "predicted_ceiling", "early_fit", "pair_with_rollout_entropy"]
+
+
+def pair_with_rollout_entropy(entropy: dict[int, float], score: dict[int, float], steps_per_rollout: int = 1
+                              ) -> tuple[list[float], list[float], list[int]]:
+    """The law's (H, R, step) points: each validation score with the entropy of the policy that was validated.
+
+    Args:
+        entropy: {optimiser step s: token-mean entropy logged with s}. A step's metrics are measured during its
+            forward passes, i.e. on the policy *before* update s, so step s + 1 logs the policy validated at s.
+        score: {optimiser step v: validation score after v updates} (v = 0: before training).
+        steps_per_rollout: k optimiser steps (mini-batches) fed by each rollout; steps j*k + 1 .. (j+1)*k are
+            rollout j's. H of a validation at v is the mean over the k steps of the first rollout that the
+            validated policy generated (rollout ceil(v / k)): one entropy per rollout over its whole batch, as the
+            official code logs it (Entropy-Mechanism-of-RL, verl/trainer/ppo/ray_trainer.py:1017-1025, the batch's
+            entropy under the rollout policy). The mean of the k mini-batch means stands in for that token mean
+            (the later mini-batches are read after 1..k-1 updates of the same rollout's data). k = 1 pairs v with
+            step v + 1.
+
+    A validation after the last rollout has no rollout of its own and takes the last one (one rollout older);
+    a rollout with no logged step is skipped. Returns (H, R, step) lists in step order.
+    """
+    if steps_per_rollout < 1:
+        raise ValueError(f"steps_per_rollout must be >= 1, got {steps_per_rollout}")
+    if not entropy:
+        raise ValueError("pair_with_rollout_entropy: no entropy rows")
+    k = int(steps_per_rollout)
+    last_rollout = (max(entropy) - 1) // k
+    h, r, steps = [], [], []
+    for v in sorted(score):
+        j = min(-(-v // k), last_rollout)
+        block = [entropy[s] for s in range(j * k + 1, (j + 1) * k + 1) if s in entropy]
+        if not block:
+            continue
+        h.append(float(np.mean(block)))
+        r.append(float(score[v]))
+        steps.append(int(v))
+    return h, r, steps
 
 
 def _arrays(entropy: Sequence[float], score: Sequence[float], where: str) -> tuple[np.ndarray, np.ndarray]:

@@ -282,29 +282,25 @@ def _rank_deltas(t: Tables) -> tuple[int, dict[int, float]]:
 
 
 def _law_reason(t: Tables, frac: float = 0.15) -> str:
-    """What the early fit saw: per GRPO seed, the first ``frac`` of the validation points (as fit_law takes them)
-    with the entropy paired to each (the one logged with the next update), and the resulting ceiling gaps."""
+    """What the early fit saw: per GRPO seed, the first ``frac`` of the law's points (as fit_law fits them: each
+    validation with its rollout's entropy), and the resulting ceiling gaps."""
     g = early_ceiling_gap(t)
-    df = t.get("entropy_mechanism")
-    if not g or df is None:
+    if not g:
         return ""
+    from repro.report.tables import law_pairs
+
     per_seed = ", ".join(f"{100 * float(x):+.0f}" for x in g[0])
-    r = df[df["method"] == "grpo"]
     acc0, acc1, ents, n_fit, last_step, monotone, after = [], [], [], [], [], [], []
-    for seed, v in r[(r["metric"] == "val_acc") & (r["step"] >= 0)].groupby("seed"):
-        v = v.sort_values("step")
-        e = r[(r["metric"] == "entropy") & (r["seed"] == seed)].set_index("step")["value"]
-        k = max(3, int(np.ceil(frac * len(v))))
-        w = v.iloc[:k]
-        acc0.append(w["value"].iloc[0])
-        acc1.append(w["value"].iloc[-1])
-        last_step.append(int(w["step"].iloc[-1]))
+    df = t.get("entropy_mechanism")
+    for steps, h, r in (law_pairs(df, "grpo") if df is not None else {}).values():
+        k = max(3, int(np.ceil(frac * len(r))))
+        acc0.append(r[0])
+        acc1.append(r[k - 1])
+        last_step.append(int(steps[k - 1]))
         n_fit.append(k)
-        h = [float(e[s + 1]) for s in w["step"] if s + 1 in e.index]
-        ents += h
-        monotone.append(bool(np.all(np.diff(h) < 0)))
-        paired = lambda i: (float(e.get(v["step"].iloc[i] + 1, e.iloc[-1])), float(v["value"].iloc[i]))  # noqa: E731
-        after.append((paired(k - 1), paired(-1)))  # the window's last point and the run's last
+        ents += list(h[:k])
+        monotone.append(bool(np.all(np.diff(h[:k]) < 0)))
+        after.append(((h[k - 1], r[k - 1]), (h[-1], r[-1])))  # the window's last point and the run's last
     if not ents:
         return f"early ceiling - final validation accuracy per seed = {per_seed} pp"
     pts = f"{min(n_fit)}" if min(n_fit) == max(n_fit) else f"{min(n_fit)}-{max(n_fit)}"

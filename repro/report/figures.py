@@ -136,15 +136,20 @@ def pick_metric(df: pd.DataFrame, candidates: list[str], curves: bool = True) ->
     return next((m for m in candidates if m in present), None)
 
 
-def law_points(df: pd.DataFrame, score_metric: str, entropy_metric: str = "entropy") -> pd.DataFrame:
-    """(method, seed, step, H, R) at the steps where both entropy and score were logged."""
-    h = curve_rows(df, entropy_metric).groupby(["method", "seed", "step"])["value"].mean().rename("H")
+def law_points(df: pd.DataFrame, score_metric: str) -> pd.DataFrame:
+    """(method, seed, step, H, R): each score row with the entropy of its rollout, paired as fit_law pairs the
+    law's points (repro.report.tables.law_pairs), on the score's main dataset."""
+    from repro.report.tables import law_pairs
+
     r = curve_rows(df, score_metric)
-    if r.empty or h.empty:
+    if r.empty or curve_rows(df, "entropy").empty:
         return pd.DataFrame(columns=["method", "seed", "step", "H", "R"])
     ds = main_dataset(r["dataset"])
-    r = r[r["dataset"] == ds].groupby(["method", "seed", "step"])["value"].mean().rename("R")
-    return pd.concat([h, r], axis=1, join="inner").reset_index()
+    df = df[(df["metric"] != score_metric) | (df["dataset"] == ds)]
+    parts = [pd.DataFrame({"method": method, "seed": seed, "step": steps, "H": h, "R": sc})
+             for method in sorted(set(r["method"]))
+             for seed, (steps, h, sc) in law_pairs(df, method, score_metric).items()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["method", "seed", "step", "H", "R"])
 
 
 def law_figure(df: pd.DataFrame, path: Path, score_metric: str = "acc_greedy", law_method: str = "grpo",

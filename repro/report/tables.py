@@ -276,6 +276,30 @@ SWEEP_POINT = re.compile(r"^(cpl|ppl)_a[0-9.e-]+(_k[0-9.e-]+)?$|^piql_(scratch|b
 RANK_RUN = re.compile(r"^em_rank(\d+)$")  # one-shot EM's prompt-sensitivity runs (the prompt ranked r)
 
 
+def law_pairs(df: pd.DataFrame, method: str, score_metric: str = "val_acc", k: int | None = None) -> dict:
+    """{seed: (steps, H, R)} of ``method``'s entropy-law points from the table's per-step rows, in step order: each
+    ``score_metric`` row with the entropy of its rollout, paired as fit_law pairs them
+    (methods.entropy_mechanism.law.pair_with_rollout_entropy). ``k`` steps per rollout defaults to the table's
+    ``law_steps_per_rollout`` row, and to 1 (the score at v with the entropy at v + 1, fit_law's pairing before that
+    row existed) for older tables."""
+    from methods.entropy_mechanism.law import pair_with_rollout_entropy
+
+    if k is None:
+        rows = df[df["metric"] == "law_steps_per_rollout"]["value"]
+        k = int(round(float(rows.iloc[0]))) if len(rows) else 1
+    r = df[(df["method"] == method) & (df["step"] >= 0)]
+    out = {}
+    for seed, v in r[r["metric"] == score_metric].groupby("seed"):
+        e = r[(r["metric"] == "entropy") & (r["seed"] == seed)]
+        if e.empty:
+            continue
+        v = v.groupby("step")["value"].mean()  # one score per step (a single validation split)
+        h, sc, steps = pair_with_rollout_entropy(dict(zip(e["step"].astype(int), e["value"])),
+                                                 dict(zip(v.index.astype(int), v.to_numpy())), k)
+        out[seed] = (np.asarray(steps), np.asarray(h), np.asarray(sc))
+    return out
+
+
 def rank_step(df: pd.DataFrame) -> int | None:
     """The step at which the prompt-sensitivity runs are compared with step 0: the last greedy arith_test evaluation
     of the em_rank runs (config one_shot_em.ranks.steps); None without rank runs."""
