@@ -116,12 +116,21 @@ def test_measured_reasons_read_the_tables():
             rows.append(("entropy_mechanism", "grpo", "n", "val", s, step + 1, "entropy", 0.1 - 0.001 * i * (s == 0)))
     text = C._law_reason({"entropy_mechanism": _table(rows)})
     assert "4 validation points per seed, updates 0-12" in text and "40% -> 90%" in text
-    assert "falling monotonically in 1 of 2 seeds" in text  # seed 1's entropy is constant
+    assert "falling at every point in 1 of 2 seeds" in text  # seed 1's entropy is constant
+    assert "333 pp per 0.01 nat" in text  # +50 pp over a mean fall of 0.0015 nats
     assert "+5, +5 pp" in text
     # after the window (step 12 -> 100): seed 0's entropy 0.097 -> 0.075, seed 1's constant 0.1; accuracy flat
     assert "entropy goes 0.099 -> 0.088 nats while validation accuracy moves +0.0 pp" in text
     assert "not one exponential function" in text
     assert "RMSE" not in text  # no pooled fit row in these tables
+    # with fit_law's k row (4 steps per rollout) each validation takes its rollout's mean entropy
+    rows = [("entropy_mechanism", "grpo", "n", "val", None, -1, "law_steps_per_rollout", 4.0),
+            ("entropy_mechanism", "grpo", "n", "val", 0, -1, "law_early_ceiling", 0.95)]
+    rows += [("entropy_mechanism", "grpo", "n", "val", 0, s, "entropy", 0.2 - 0.002 * s) for s in range(1, 101)]
+    rows += [("entropy_mechanism", "grpo", "n", "val", 0, v, "val_acc", 0.4 if v == 0 else 0.9)
+             for v in range(0, 101, 4)]
+    text = C._law_reason({"entropy_mechanism": _table(rows)})
+    assert "entropy goes 0.195 -> 0.171 nats" in text  # rollouts 0 and 3: steps 1-4 and 13-16
 
     rows = [("nano", "base", "n", "arith_test", s, -1, m, v) for s in range(2)
             for m, v in (("maj@8_t1", 0.6 + 0.02 * s), ("pass@8_t1", 0.85), ("maj@4_t1", 0.1))]
