@@ -39,6 +39,11 @@ class PaperFindings:
         if law["law_a"] is not None:
             out.append("Law fit R = −a·exp(H) + b (GRPO): " + ", ".join(
                 f"{k.removeprefix('law_')} = {fmt(k, v)}" for k, v in law.items() if v is not None) + ".")
+            k = figs.final_of(df, "law_steps_per_rollout", "grpo")
+            if k is not None:  # fit_law's pairing (older tables: the score at v with the entropy logged at v + 1)
+                out.append(f"Its points: each validation score with the mean entropy of the rollout the validated "
+                           f"policy generated, over that rollout's {k:.0f} optimiser steps (one entropy per rollout, "
+                           f"as the official code logs it per training step).")
         return out
 
     @staticmethod
