@@ -29,7 +29,8 @@ def pair_with_rollout_entropy(entropy: dict[int, float], score: dict[int, float]
             official code logs it (Entropy-Mechanism-of-RL, verl/trainer/ppo/ray_trainer.py:1017-1025, the batch's
             entropy under the rollout policy). The mean of the k mini-batch means stands in for that token mean
             (the later mini-batches are read after 1..k-1 updates of the same rollout's data). k = 1 pairs v with
-            step v + 1.
+            step v + 1. The official log row is one update apart: it holds step s's entropy (the policy before
+            update s) with the validation after update s (same file, lines 1083-1132); here both are one policy.
 
     A validation after the last rollout has no rollout of its own and takes the last one (one rollout older);
     a rollout with no logged step is skipped. Returns (H, R, step) lists in step order.

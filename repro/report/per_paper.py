@@ -43,7 +43,8 @@ class PaperFindings:
             if k is not None:  # fit_law's pairing (older tables: the score at v with the entropy logged at v + 1)
                 out.append(f"Its points: each validation score with the mean entropy of the rollout the validated "
                            f"policy generated, over that rollout's {k:.0f} optimiser steps (one entropy per rollout, "
-                           f"as the official code logs it per training step).")
+                           f"as the official code logs it per training step; its log row pairs that entropy with the "
+                           f"validation after the step's update, one update later, while here both are one policy).")
         return out
 
     @staticmethod
