@@ -141,15 +141,16 @@ def law_points(df: pd.DataFrame, score_metric: str) -> pd.DataFrame:
     law's points (repro.report.tables.law_pairs), on the score's main dataset."""
     from repro.report.tables import law_pairs
 
+    columns = ["method", "seed", "step", "H", "R"]
     r = curve_rows(df, score_metric)
-    if r.empty or curve_rows(df, "entropy").empty:
-        return pd.DataFrame(columns=["method", "seed", "step", "H", "R"])
+    if r.empty:
+        return pd.DataFrame(columns=columns)
     ds = main_dataset(r["dataset"])
     df = df[(df["metric"] != score_metric) | (df["dataset"] == ds)]
-    parts = [pd.DataFrame({"method": method, "seed": seed, "step": steps, "H": h, "R": sc})
+    parts = [pd.DataFrame(dict(zip(columns, (method, seed, steps, h, sc))))
              for method in sorted(set(r["method"]))
-             for seed, (steps, h, sc) in law_pairs(df, method, score_metric).items()]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["method", "seed", "step", "H", "R"])
+             for seed, (steps, h, sc) in law_pairs(df, method, score_metric).items()]  # {} without entropy rows
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def law_figure(df: pd.DataFrame, path: Path, score_metric: str = "acc_greedy", law_method: str = "grpo",
